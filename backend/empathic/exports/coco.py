@@ -1,0 +1,69 @@
+"""COCO detection JSON of a face analysis: one image per sampled frame, one annotation per face."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..results import FaceAnalysis
+
+FACE_CATEGORY_ID = 1
+
+
+def frame_file_name(media_name: str, frame_index: int) -> str:
+    return f"{Path(media_name).stem}_frame_{frame_index:06d}.jpg"
+
+
+def to_coco(analysis: FaceAnalysis, top_k: int = 5) -> dict:
+    media = analysis.media
+    model_info = analysis.model.to_dict()
+    images = [
+        {"id": f.sample_index + 1, "file_name": frame_file_name(media["file_name"], f.frame_index),
+         "width": f.width, "height": f.height, "frame_number": f.frame_index,
+         "timestamp": round(f.time_s, 6)}
+        for f in analysis.frames
+    ]
+    image_id_of = {f.sample_index: f.sample_index + 1 for f in analysis.frames}
+    annotations = []
+    for number, face in enumerate(analysis.faces, start=1):
+        box = face.box.to_list()
+        observed = face.to_dict(top_k)
+        annotations.append({
+            "id": number,
+            "image_id": image_id_of[face.sample_index],
+            "category_id": FACE_CATEGORY_ID,
+            "bbox": box,
+            "area": round(box[2] * box[3], 2),
+            "iscrowd": 0,
+            "confidence": observed["detection_confidence"],
+            "timestamp": observed["time_s"],
+            "frame_number": face.frame_index,
+            "track_id": face.track_id,
+            "attributes": {
+                "emotions": observed["emotions"],
+                "dimensions": observed["dimensions"],
+                "model_info": model_info,
+            },
+        })
+    return {
+        "info": {
+            "description": f"LAION Empathic Insight face emotions for {media['file_name']}",
+            "media": dict(media),
+            "model_info": model_info,
+            "parameters": {**dict(analysis.parameters), "top_k": top_k},
+        },
+        "licenses": [],
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": FACE_CATEGORY_ID, "name": "face", "supercategory": "person"}],
+    }
+
+
+class WriteCOCO:
+    extension = "coco.json"
+
+    def __init__(self, top_k: int = 5):
+        self.top_k = top_k
+
+    def render(self, analysis: FaceAnalysis) -> str:
+        return json.dumps(to_coco(analysis, self.top_k), indent=2, ensure_ascii=False) + "\n"

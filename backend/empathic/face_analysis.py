@@ -1,0 +1,120 @@
+"""Video (or image) in, face tracks with LAION emotion scores out.
+
+decode samples -> detect -> crop -> SigLIP preprocessing as each frame arrives; embedding and
+heads run on batches of faces from several frames; tracks are assigned in time order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .faces.crop import crop_face
+from .faces.detect import Detection, DetectorOptions, FaceDetector, make_detector
+from .faces.track import FaceTracker, TrackerOptions
+from .media import FrameTimeline, VideoInfo, plan_samples, probe, sample_frames
+from .models.face import FaceEmotionModel
+from .results import FaceAnalysis, FaceObservation, FrameRecord
+
+ProgressHook = Callable[[str, int, "int | None"], None]
+"""hook(step, completed, total): called as work advances; feeds progress bars and job status."""
+
+
+@dataclass(frozen=True)
+class FaceAnalysisOptions:
+    pps: float = 1.0  # sampled frames per second of video
+    detector: str = "haar"  # haar | none | path of a YuNet .onnx file
+    detection: DetectorOptions = field(default_factory=DetectorOptions)
+    crop_margin: float = 0.2  # fraction of the face size added on each side of the crop
+    tracking: TrackerOptions = field(default_factory=TrackerOptions)
+
+    def __post_init__(self):
+        if not self.pps > 0:
+            raise ValueError(f"pps must be > 0, got {self.pps}")
+        if self.crop_margin < 0:
+            raise ValueError(f"crop margin must be >= 0, got {self.crop_margin}")
+
+    def as_parameters(self) -> tuple[tuple[str, object], ...]:
+        flat = {"pps": self.pps, "detector": self.detector, "crop_margin": self.crop_margin}
+        flat.update(asdict(self.detection))
+        flat.update({f"tracking_{k}": v for k, v in asdict(self.tracking).items()})
+        return tuple(flat.items())
+
+
+@dataclass
+class _PendingFrame:
+    record: FrameRecord
+    detections: list[Detection]
+    pixels: torch.Tensor | None
+
+
+def _media_dict(info: VideoInfo) -> dict:
+    return {"path": info.path, "file_name": Path(info.path).name, "width": info.width,
+            "height": info.height, "frame_count": info.frame_count,
+            "duration_s": round(info.duration_s, 6), "average_fps": round(info.average_fps, 6),
+            "is_image": info.is_image, "codec": info.codec}
+
+
+def analyze_faces(path: str | Path, model: FaceEmotionModel,
+                  options: FaceAnalysisOptions = FaceAnalysisOptions(),
+                  hook: ProgressHook | None = None,
+                  probed: tuple[VideoInfo, FrameTimeline] | None = None,
+                  detector: FaceDetector | None = None) -> FaceAnalysis:
+    """``probed`` and ``detector`` let a caller check the input and the detector before loading
+    models; by default they are made here from ``path`` and ``options``."""
+    info, timeline = probed or probe(path)
+    total = len(plan_samples(timeline.times_s, timeline.end_s, options.pps))
+    detector = detector or make_detector(options.detector, options.detection)
+    tracker = FaceTracker(options.tracking)
+    batch_size = model.runtime.batch_size
+    frames: list[FrameRecord] = []
+    faces: list[FaceObservation] = []
+    pending: list[_PendingFrame] = []
+
+    def flush() -> None:
+        pixel_batches = [p.pixels for p in pending if p.pixels is not None]
+        if pixel_batches:
+            pixels = torch.cat(pixel_batches)
+            embeddings = np.concatenate([model.embed(pixels[i:i + batch_size])
+                                         for i in range(0, len(pixels), batch_size)])
+            scored = model.score(embeddings)
+        else:
+            embeddings, scored = np.zeros((0, 0), np.float32), []
+        offset = 0
+        for item in pending:
+            count = len(item.detections)
+            boxes = [d.box for d in item.detections]
+            track_ids = tracker.assign(item.record.time_s, boxes, embeddings[offset:offset + count]) if count else []
+            for j, detection in enumerate(item.detections):
+                emotions, dimensions = scored[offset + j]
+                faces.append(FaceObservation(
+                    sample_index=item.record.sample_index, frame_index=item.record.frame_index,
+                    time_s=item.record.time_s, box=detection.box,
+                    detection_confidence=detection.confidence, track_id=track_ids[j],
+                    emotions=emotions, dimensions=dimensions))
+            offset += count
+        pending.clear()
+
+    waiting_faces = 0
+    if hook:
+        hook("frames", 0, total)
+    for sample in sample_frames(path, options.pps, (info, timeline)):
+        height, width = sample.rgb.shape[:2]
+        record = FrameRecord(sample.sample_index, sample.frame_index, sample.time_s, width, height)
+        frames.append(record)
+        detections = detector.detect(sample.rgb)
+        crops = [crop_face(sample.rgb, d.box, options.crop_margin) for d in detections]
+        pending.append(_PendingFrame(record, detections, model.preprocess(crops) if crops else None))
+        waiting_faces += len(crops)
+        if waiting_faces >= batch_size:
+            flush()
+            waiting_faces = 0
+        if hook:
+            hook("frames", len(frames), total)
+    flush()
+    return FaceAnalysis(media=_media_dict(info), frames=tuple(frames), faces=tuple(faces),
+                        model=model.info, parameters=options.as_parameters())

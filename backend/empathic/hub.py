@@ -1,0 +1,150 @@
+"""Finding model weights: an explicit folder, a folder of folders, or the Hugging Face hub cache.
+
+The hub cache and its environment variables (``HF_HOME``, ``HF_HUB_CACHE``, ``HF_HUB_OFFLINE``,
+``HF_TOKEN``) work as in every Hugging Face tool because resolution goes through huggingface_hub.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .registry import RepoRef
+
+LOCAL_REVISION = "local"
+
+
+class MissingWeightsError(RuntimeError):
+    """Weights are not on this machine and cannot be downloaded now."""
+
+
+@dataclass(frozen=True)
+class WeightSources:
+    """Where to look for weights before (or instead of) the hub.
+
+    local_dirs: one folder per repository id, used as is (a copy of the repository's files).
+    weights_root: a folder holding ``<org>/<name>`` sub-folders, as ``empathic models download --to``
+        writes them.
+    cache_dir: the hub cache; None means huggingface_hub's own default (``HF_HUB_CACHE``...).
+    offline: never download; None means huggingface_hub's ``HF_HUB_OFFLINE`` setting.
+    """
+
+    local_dirs: Mapping[str, Path] = field(default_factory=dict)
+    weights_root: Path | None = None
+    cache_dir: Path | None = None
+    offline: bool | None = None
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class ResolvedRepo:
+    ref: RepoRef
+    path: Path
+    commit: str  # the commit hash of the snapshot, or "local" for a plain folder
+
+    def info(self) -> dict[str, str]:
+        return {"repo": self.ref.repo_id, "revision": self.commit, "requested_revision": self.ref.revision}
+
+
+def _is_offline(sources: WeightSources) -> bool:
+    if sources.offline is not None:
+        return sources.offline
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE)
+
+
+def _local_folder(ref: RepoRef, sources: WeightSources) -> Path | None:
+    explicit = sources.local_dirs.get(ref.repo_id)
+    if explicit is not None:
+        if not Path(explicit).is_dir():
+            raise MissingWeightsError(f"model folder for {ref.repo_id} does not exist: {explicit}")
+        return Path(explicit)
+    if sources.weights_root is not None:
+        candidate = Path(sources.weights_root) / ref.repo_id
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def _from_cache(ref: RepoRef, patterns: Iterable[str], sources: WeightSources) -> Path | None:
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    try:
+        return Path(snapshot_download(
+            ref.repo_id, revision=ref.revision, allow_patterns=list(patterns),
+            cache_dir=sources.cache_dir, local_files_only=True,
+        ))
+    except (LocalEntryNotFoundError, FileNotFoundError):
+        return None
+
+
+def _download(ref: RepoRef, patterns: Iterable[str], sources: WeightSources,
+              local_dir: Path | None = None) -> Path:
+    from huggingface_hub import snapshot_download
+
+    return Path(snapshot_download(
+        ref.repo_id, revision=ref.revision, allow_patterns=list(patterns),
+        cache_dir=sources.cache_dir, token=sources.token, local_dir=local_dir,
+    ))
+
+
+def _commit_of(snapshot: Path) -> str:
+    # Hub snapshots live in .../snapshots/<commit hash>/
+    return snapshot.name if snapshot.parent.name == "snapshots" else LOCAL_REVISION
+
+
+def resolve_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSources,
+                  fetch_command: str, allow_download: bool = True) -> dict[RepoRef, ResolvedRepo]:
+    """Resolve every repository, or raise one error naming all that are missing and how to fetch them."""
+    resolved: dict[RepoRef, ResolvedRepo] = {}
+    missing: list[tuple[RepoRef, str]] = []
+    offline = _is_offline(sources) or not allow_download
+    for ref, patterns in wanted.items():
+        patterns = tuple(patterns)
+        folder = _local_folder(ref, sources)
+        if folder is not None:
+            resolved[ref] = ResolvedRepo(ref, folder, LOCAL_REVISION)
+            continue
+        snapshot = _from_cache(ref, patterns, sources)
+        if snapshot is None and not offline:
+            try:
+                snapshot = _download(ref, patterns, sources)
+            except Exception as exc:  # network, auth, unknown revision: all end the same way for the user
+                missing.append((ref, f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"))
+                continue
+        if snapshot is None:
+            missing.append((ref, "not in the local hub cache"))
+            continue
+        resolved[ref] = ResolvedRepo(ref, snapshot, _commit_of(snapshot))
+    if missing:
+        listed = "; ".join(f"{ref.repo_id} (revision {ref.revision}: {why})" for ref, why in missing)
+        mode = " with HF_HUB_OFFLINE set" if _is_offline(sources) else ""
+        raise MissingWeightsError(
+            f"model weights missing{mode}: {listed}. Fetch them on a machine with network access with "
+            f"`{fetch_command}` (then copy the hub cache, or pass --weights-dir)"
+        )
+    return resolved
+
+
+def require_files(repo: ResolvedRepo, file_names: Iterable[str], fetch_command: str) -> None:
+    """A snapshot folder can exist with files missing (an interrupted or filtered download)."""
+    absent = [name for name in file_names if not (repo.path / name).is_file()]
+    if absent:
+        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
+        raise MissingWeightsError(
+            f"{repo.ref.repo_id} at {repo.path} lacks {len(absent)} file(s): {shown}. "
+            f"Fetch them with `{fetch_command}`"
+        )
+
+
+def download_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSources,
+                   to: Path | None = None) -> list[Path]:
+    """Fetch repositories into the hub cache (or into ``to/<org>/<name>``), with progress bars."""
+    paths = []
+    for ref, patterns in wanted.items():
+        local_dir = Path(to) / ref.repo_id if to is not None else None
+        paths.append(_download(ref, patterns, sources, local_dir=local_dir))
+    return paths

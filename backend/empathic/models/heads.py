@@ -1,0 +1,130 @@
+"""All of LAION's regression heads of one model as ONE batched computation.
+
+Every Empathic Insight head is a plain MLP: Linear layers with a ReLU between consecutive layers
+and nothing after the last one (Dropout is inactive at inference). Face heads name their layers
+``layers.0, layers.3, ...``; voice heads ``proj`` followed by ``mlp.2, mlp.5, ...``. Layer sizes
+are read from the tensors, so the real checkpoints and tiny test replicas share one code path.
+
+Fusing: the first layers of all H heads are concatenated into one [H*h1, D] matrix, so a batch of
+embeddings reads the (large) first-layer weights once; the remaining layers run as batched matrix
+products over stacked [H, in, out] weights.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from torch import nn
+
+COMPILED_PREFIX = "_orig_mod."  # left in state-dict keys by torch.compile
+_LAYER_NAME = re.compile(r"^(?:proj|layers\.(\d+)|mlp\.(\d+))$")
+
+
+class HeadFormatError(ValueError):
+    """A head checkpoint does not have the shape of an Empathic Insight MLP head."""
+
+
+def _layer_order(name: str) -> tuple[int, int]:
+    match = _LAYER_NAME.match(name)
+    if match is None:
+        raise HeadFormatError(f"unexpected layer {name!r}")
+    if name == "proj":
+        return (0, 0)
+    return (1, int(match.group(1) or match.group(2)))
+
+
+def parse_mlp_state_dict(state_dict: Mapping[str, torch.Tensor],
+                         source: str = "head") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Ordered (weight [out, in], bias [out]) pairs of an MLP head; strict about keys and shapes."""
+    if not isinstance(state_dict, Mapping) or not state_dict:
+        raise HeadFormatError(f"{source}: not a state dict")
+    tensors = {k.removeprefix(COMPILED_PREFIX): v for k, v in state_dict.items()}
+    layers: dict[str, dict[str, torch.Tensor]] = {}
+    for key, value in tensors.items():
+        name, _, kind = key.rpartition(".")
+        if kind not in ("weight", "bias") or not isinstance(value, torch.Tensor):
+            raise HeadFormatError(f"{source}: unexpected key {key!r}")
+        layers.setdefault(name, {})[kind] = value
+    try:
+        names = sorted(layers, key=_layer_order)
+    except HeadFormatError as exc:
+        raise HeadFormatError(f"{source}: {exc}") from None
+    pairs = []
+    for name in names:
+        parts = layers[name]
+        if set(parts) != {"weight", "bias"}:
+            raise HeadFormatError(f"{source}: layer {name!r} needs both weight and bias")
+        weight, bias = parts["weight"], parts["bias"]
+        if weight.ndim != 2 or bias.shape != (weight.shape[0],):
+            raise HeadFormatError(
+                f"{source}: layer {name!r} has weight {tuple(weight.shape)} and bias {tuple(bias.shape)}")
+        if pairs and pairs[-1][0].shape[0] != weight.shape[1]:
+            raise HeadFormatError(f"{source}: layer {name!r} takes {weight.shape[1]} inputs but the "
+                                  f"layer before gives {pairs[-1][0].shape[0]}")
+        pairs.append((weight, bias))
+    if pairs[-1][0].shape[0] != 1:
+        raise HeadFormatError(f"{source}: the last layer gives {pairs[-1][0].shape[0]} outputs, not 1")
+    styles = {"face" if n.startswith("layers.") else "voice" for n in names}
+    if len(styles) > 1 or (styles == {"voice"} and names[0] != "proj"):
+        raise HeadFormatError(f"{source}: layers {names} are neither layers.N nor proj + mlp.N")
+    return pairs
+
+
+def load_head_file(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    try:
+        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise HeadFormatError(f"{path.name}: cannot be read as a torch state dict ({exc})") from None
+    return parse_mlp_state_dict(state_dict, source=path.name)
+
+
+class FusedHeads(nn.Module):
+    """H MLP heads of identical architecture evaluated together: [N, D] -> [N, H]."""
+
+    def __init__(self, heads: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]],
+                 dtype: torch.dtype = torch.float32):
+        super().__init__()
+        if not heads:
+            raise HeadFormatError("no heads to fuse")
+        shapes = [tuple(tuple(w.shape) for w, _ in head) for head in heads]
+        if any(s != shapes[0] for s in shapes):
+            raise HeadFormatError(f"heads differ in architecture: {shapes[0]} vs "
+                                  f"{next(s for s in shapes if s != shapes[0])}")
+        self.num_heads = len(heads)
+        self.input_size = shapes[0][0][1]
+        self.first_width = shapes[0][0][0]
+        first_w = torch.empty((self.num_heads * self.first_width, self.input_size), dtype=dtype)
+        first_b = torch.empty((self.num_heads * self.first_width,), dtype=dtype)
+        for h, head in enumerate(heads):
+            rows = slice(h * self.first_width, (h + 1) * self.first_width)
+            first_w[rows].copy_(head[0][0])
+            first_b[rows].copy_(head[0][1])
+        self.first_weight = nn.Parameter(first_w, requires_grad=False)
+        self.first_bias = nn.Parameter(first_b, requires_grad=False)
+        # Later layers as [H, in, out] so that baddbmm computes x @ W^T per head.
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([head[i][0].t() for head in heads]).to(dtype).contiguous(),
+                         requires_grad=False)
+            for i in range(1, len(shapes[0])))
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([head[i][1] for head in heads]).to(dtype)[:, None, :].contiguous(),
+                         requires_grad=False)
+            for i in range(1, len(shapes[0])))
+
+    @classmethod
+    def from_files(cls, paths: Sequence[Path], dtype: torch.dtype = torch.float32) -> "FusedHeads":
+        return cls([load_head_file(Path(p)) for p in paths], dtype=dtype)
+
+    @torch.inference_mode()
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        x = embeddings.reshape(embeddings.shape[0], -1).to(self.first_weight.dtype)
+        n = x.shape[0]
+        # [N, H*h1] -> [H, N, h1]
+        hidden = nn.functional.linear(x, self.first_weight, self.first_bias)
+        hidden = hidden.view(n, self.num_heads, self.first_width).transpose(0, 1)
+        for weight, bias in zip(self.weights, self.biases):
+            hidden = torch.baddbmm(bias, torch.relu(hidden), weight)
+        return hidden.squeeze(-1).transpose(0, 1).float()

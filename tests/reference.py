@@ -1,0 +1,88 @@
+"""LAION's reference inference, written from the model spec (laion_models.md sections 3.2-3.5, 4.3),
+deliberately naive: one nn.Module per head, one call per head, the full SiglipModel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+
+class FaceMLP(nn.Module):
+    """LAION's face head: Linear, ReLU, Dropout repeated; a final Linear to 1 output."""
+
+    def __init__(self, input_size: int, hidden: list[int], dropout: float = 0.1):
+        super().__init__()
+        layers: list[nn.Module] = []
+        current = input_size
+        for size in hidden:
+            layers += [nn.Linear(current, size), nn.ReLU(), nn.Dropout(dropout)]
+            current = size
+        layers.append(nn.Linear(current, 1))
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+class FullEmbeddingMLP(nn.Module):
+    """LAION's voice head: flatten, proj, then ReLU/Dropout + Linear blocks (mlp.2, .5, .8, .11)."""
+
+    def __init__(self, seq_len: int, embed_dim: int, projection_dim: int, hidden: list[int]):
+        super().__init__()
+        self.flatten = nn.Flatten()
+        self.proj = nn.Linear(seq_len * embed_dim, projection_dim)
+        layers: list[nn.Module] = [nn.ReLU(), nn.Dropout(0.0)]
+        current = projection_dim
+        for size in hidden:
+            layers += [nn.Linear(current, size), nn.ReLU(), nn.Dropout(0.1)]
+            current = size
+        layers.append(nn.Linear(current, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.mlp(self.proj(self.flatten(x)))
+
+
+def load_face_head(path: Path) -> FaceMLP:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    weights = [state[k] for k in sorted((k for k in state if k.endswith(".weight")),
+                                        key=lambda k: int(k.split(".")[1]))]
+    head = FaceMLP(weights[0].shape[1], [w.shape[0] for w in weights[:-1]])
+    head.load_state_dict(state, strict=True)
+    return head.eval()
+
+
+def reference_face_scores(rgb: np.ndarray, backbone_dir: Path, heads_dir: Path, neutral_file: str | None,
+                          nested: bool) -> dict[str, dict[str, float]]:
+    """{file stem: {raw, ms, softmax or None}} for one whole RGB image, as LAION's notebook."""
+    from PIL import Image
+    from transformers import AutoImageProcessor, SiglipModel
+
+    model = SiglipModel.from_pretrained(backbone_dir).eval()
+    # LAION calls AutoProcessor; its image half is this processor (the replica has no tokenizer).
+    processor = AutoImageProcessor.from_pretrained(backbone_dir, backend="pil")
+    inputs = processor(images=[Image.fromarray(rgb).convert("RGB")], return_tensors="pt")
+    with torch.no_grad():
+        features = model.get_image_features(pixel_values=inputs["pixel_values"])
+        if not isinstance(features, torch.Tensor):
+            features = features.pooler_output
+        features = features.numpy()
+    norm = np.linalg.norm(features, axis=-1, keepdims=True)
+    embedding = torch.from_numpy(features / np.where(norm == 0, 1, norm)).float()
+    heads = {p.stem: load_face_head(p) for p in sorted(heads_dir.glob("model_*_best.pth"))}
+    with torch.no_grad():
+        raw = {k: h(embedding).item() for k, h in heads.items()}
+    means = {}
+    if neutral_file:
+        data = json.loads((heads_dir / neutral_file).read_text())
+        means = {k: (v["mean"] if nested else v) for k, v in data.items()}
+    ms = {k: raw[k] - means.get(k, 0.0) for k in raw}
+    extra = ("valence", "arousal", "dominance", "vulnerability")
+    emotion_keys = [k for k in ms if not any(w in k.lower() for w in extra)]
+    probabilities = torch.softmax(torch.tensor([ms[k] for k in emotion_keys]), dim=0).tolist()
+    share = dict(zip(emotion_keys, probabilities))
+    return {k: {"raw": raw[k], "ms": ms[k], "softmax": share.get(k)} for k in raw}
