@@ -157,3 +157,13 @@ def test_bgr_is_never_fed_to_the_model(tmp_path, face_model_small):
     raw_direct = np.array([e.raw for e in sorted(direct, key=lambda e: e.emotion_id)])
     np.testing.assert_allclose(raw_from_file, raw_direct, atol=1e-6)
     assert not np.allclose(a, b)
+
+
+def test_prefetching_changes_speed_not_results(two_faces, face_model_small):
+    import json
+
+    path, _ = two_faces
+    results = [json.dumps(to_coco(analyze_faces(path, face_model_small,
+                                                FaceAnalysisOptions(pps=2.0, prefetch_frames=depth))))
+               for depth in (0, 1, 8)]
+    assert results[0] == results[1] == results[2]

@@ -6,7 +6,7 @@ heads run on batches of faces from several frames; tracks are assigned in time o
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from .faces.detect import Detection, DetectorOptions, FaceDetector, make_detecto
 from .faces.track import FaceTracker, TrackerOptions
 from .media import FrameTimeline, VideoInfo, plan_samples, probe, sample_frames
 from .models.face import FaceEmotionModel
+from .prefetch import prefetch
 from .results import FaceAnalysis, FaceObservation, FrameRecord
 
 ProgressHook = Callable[[str, int, "int | None"], None]
@@ -31,6 +32,9 @@ class FaceAnalysisOptions:
     detection: DetectorOptions = field(default_factory=DetectorOptions)
     crop_margin: float = 0.2  # fraction of the face size added on each side of the crop
     tracking: TrackerOptions = field(default_factory=TrackerOptions)
+    # Frames decoded, detected and preprocessed ahead of the models in a background thread
+    # (0 = all in the caller's thread). Bounds memory: each holds its face crops at 384 x 384.
+    prefetch_frames: int = 8
 
     def __post_init__(self):
         if not self.pps > 0:
@@ -39,6 +43,7 @@ class FaceAnalysisOptions:
             raise ValueError(f"crop margin must be >= 0, got {self.crop_margin}")
 
     def as_parameters(self) -> tuple[tuple[str, object], ...]:
+        # prefetch_frames changes speed, never results: it is not an analysis parameter
         flat = {"pps": self.pps, "detector": self.detector, "crop_margin": self.crop_margin}
         flat.update(asdict(self.detection))
         flat.update({f"tracking_{k}": v for k, v in asdict(self.tracking).items()})
@@ -99,17 +104,21 @@ def analyze_faces(path: str | Path, model: FaceEmotionModel,
             offset += count
         pending.clear()
 
+    def prepared() -> Iterator[_PendingFrame]:
+        for sample in sample_frames(path, options.pps, (info, timeline)):
+            height, width = sample.rgb.shape[:2]
+            record = FrameRecord(sample.sample_index, sample.frame_index, sample.time_s, width, height)
+            detections = detector.detect(sample.rgb)
+            crops = [crop_face(sample.rgb, d.box, options.crop_margin) for d in detections]
+            yield _PendingFrame(record, detections, model.preprocess(crops) if crops else None)
+
     waiting_faces = 0
     if hook:
         hook("frames", 0, total)
-    for sample in sample_frames(path, options.pps, (info, timeline)):
-        height, width = sample.rgb.shape[:2]
-        record = FrameRecord(sample.sample_index, sample.frame_index, sample.time_s, width, height)
-        frames.append(record)
-        detections = detector.detect(sample.rgb)
-        crops = [crop_face(sample.rgb, d.box, options.crop_margin) for d in detections]
-        pending.append(_PendingFrame(record, detections, model.preprocess(crops) if crops else None))
-        waiting_faces += len(crops)
+    for item in prefetch(prepared(), depth=options.prefetch_frames):
+        frames.append(item.record)
+        pending.append(item)
+        waiting_faces += len(item.detections)
         if waiting_faces >= batch_size:
             flush()
             waiting_faces = 0
