@@ -34,8 +34,11 @@ def test_the_producer_runs_ahead_but_only_depth_items():
 
     iterator = prefetch(items(), depth=4)
     assert next(iterator) == 0
-    time.sleep(0.3)
-    # one taken, four queued, at most one more being put: bounded, not the whole stream
-    assert 4 <= len(produced) <= 7
+    deadline = time.monotonic() + 20
+    while len(produced) < 6 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.2)
+    # one taken, four queued, one made and waiting to be queued: bounded, not the whole stream
+    assert len(produced) == 6
     iterator.close()  # the consumer stops early: the producer thread must end
     assert not any(t.name == "empathic-prefetch" and t.is_alive() for t in threading.enumerate())

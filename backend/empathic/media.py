@@ -170,7 +170,8 @@ def _read_image(path: Path) -> np.ndarray:
 
 
 def probe(path: str | Path) -> tuple[VideoInfo, FrameTimeline]:
-    """Size, frame count and every frame's presentation time, without decoding pictures."""
+    """Size, frame count and every frame's presentation time; decodes only the first picture
+    (for its display rotation), the rest comes from packet timestamps."""
     path = Path(path)
     if _is_image(path):
         rgb = _read_image(path)
