@@ -25,12 +25,15 @@ def test_a_producer_error_reaches_the_consumer_after_the_good_items():
 
 
 def test_the_producer_runs_ahead_but_only_depth_items():
-    produced = []
+    produced, closed = [], []
 
     def items():
-        for i in range(50):
-            produced.append(i)
-            yield i
+        try:
+            for i in range(50):
+                produced.append(i)
+                yield i
+        finally:
+            closed.append(True)
 
     iterator = prefetch(items(), depth=4)
     assert next(iterator) == 0
@@ -42,3 +45,4 @@ def test_the_producer_runs_ahead_but_only_depth_items():
     assert len(produced) == 6
     iterator.close()  # the consumer stops early: the producer thread must end
     assert not any(t.name == "empathic-prefetch" and t.is_alive() for t in threading.enumerate())
+    assert closed == [True]  # the half-read source was closed (its files released) right away

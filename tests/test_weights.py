@@ -13,6 +13,7 @@ import pytest
 from empathic.hub import MissingWeightsError, WeightSources, resolve_repos
 from empathic.models.face import NeutralStatsError, load_neutral_means
 from empathic.registry import FACE_MODELS, RepoRef
+from empathic.taxonomy import file_key_of
 
 SMALL, LARGE = FACE_MODELS["small"], FACE_MODELS["large"]
 
@@ -20,10 +21,10 @@ SMALL, LARGE = FACE_MODELS["small"], FACE_MODELS["large"]
 def test_flat_and_nested_neutral_files_give_means_in_head_order(tmp_path):
     heads = SMALL.head_file_names()
     flat = tmp_path / "flat.json"
-    flat.write_text(json.dumps({f"model_{n[6:-9]}_best": float(i) for i, n in enumerate(heads)}))
+    flat.write_text(json.dumps({f"model_{file_key_of(n)}_best": float(i) for i, n in enumerate(heads)}))
     np.testing.assert_array_equal(load_neutral_means(flat, SMALL.neutral, heads), np.arange(44.0))
     nested = tmp_path / "nested.json"
-    nested.write_text(json.dumps({f"model_{n[6:-9]}_best": {"mean": i / 2, "std": 1.0}
+    nested.write_text(json.dumps({f"model_{file_key_of(n)}_best": {"mean": i / 2, "std": 1.0}
                                   for i, n in enumerate(LARGE.head_file_names())}))
     np.testing.assert_array_equal(load_neutral_means(nested, LARGE.neutral, LARGE.head_file_names()),
                                   np.arange(40) / 2)
@@ -38,7 +39,7 @@ def test_incomplete_neutral_file_falls_back_to_zero_as_laion_does(tmp_path, capl
     assert "no usable neutral mean for model_amusement_best" in caplog.text
     # a nested entry without "std" does not count (LAION discards such caches)
     nested = tmp_path / "nested.json"
-    nested.write_text(json.dumps({f"model_{n[6:-9]}_best": {"mean": 1.0} for n in LARGE.head_file_names()}))
+    nested.write_text(json.dumps({f"model_{file_key_of(n)}_best": {"mean": 1.0} for n in LARGE.head_file_names()}))
     assert load_neutral_means(nested, LARGE.neutral, LARGE.head_file_names()) is None
 
 

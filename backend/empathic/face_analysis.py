@@ -112,16 +112,13 @@ def analyze_faces(path: str | Path, model: FaceEmotionModel,
             crops = [crop_face(sample.rgb, d.box, options.crop_margin) for d in detections]
             yield _PendingFrame(record, detections, model.preprocess(crops) if crops else None)
 
-    waiting_faces = 0
     if hook:
         hook("frames", 0, total)
     for item in prefetch(prepared(), depth=options.prefetch_frames):
         frames.append(item.record)
         pending.append(item)
-        waiting_faces += len(item.detections)
-        if waiting_faces >= batch_size:
+        if sum(len(p.detections) for p in pending) >= batch_size:
             flush()
-            waiting_faces = 0
         if hook:
             hook("frames", len(frames), total)
     flush()

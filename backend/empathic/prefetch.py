@@ -47,6 +47,12 @@ def prefetch(items: Iterable[T], depth: int) -> Iterator[T]:
         except BaseException as error:  # handed to the consumer, which raises it
             put(_Failure(error))
             return
+        finally:
+            # A generator left half-way (the consumer stopped) releases its files here, now,
+            # rather than whenever it is garbage-collected.
+            close = getattr(items, "close", None)
+            if close is not None:
+                close()
         put(_DONE)
 
     worker = threading.Thread(target=produce, name="empathic-prefetch", daemon=True)
