@@ -44,6 +44,40 @@ def hub_cache() -> Path:
 
 
 @pytest.fixture(scope="session")
+def voice_hub_cache(hub_cache) -> Path:
+    """The same offline cache, plus tiny voice replicas (both sizes, both Whisper encoders)."""
+    from replicas import build_voice_replicas
+
+    if not (hub_cache / ".voice-built").exists():
+        build_voice_replicas(hub_cache)
+        (hub_cache / ".voice-built").write_text("ok")
+    return hub_cache
+
+
+@pytest.fixture(scope="session")
+def voice_model_small(voice_hub_cache, cpu_runtime):
+    from empathic.hub import WeightSources
+    from empathic.models.voice import VoiceEmotionModel
+
+    return VoiceEmotionModel.load("small", WeightSources(), cpu_runtime)
+
+
+@pytest.fixture(scope="session")
+def two_voices(media_dir):
+    """A 16 kHz WAV of two espeak-ng voices at known times."""
+    from media_factory import two_voice_track
+
+    return two_voice_track(media_dir / "speech")
+
+
+@pytest.fixture(scope="session")
+def two_voice_video(two_voices, media_dir) -> Path:
+    from media_factory import mux_video_with_audio
+
+    return mux_video_with_audio(media_dir / "two_voices.mp4", two_voices.path, two_voices.duration_s)
+
+
+@pytest.fixture(scope="session")
 def cpu_runtime():
     from empathic.models.runtime import make_runtime
 

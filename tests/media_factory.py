@@ -123,3 +123,71 @@ def numbered_video(path: Path, count: int, fps: int = 30, gop: int = 30, width: 
         draw_frame_number(canvas, i)
         frames.append(canvas)
     return write_video(path, frames, times_s=times_s, fps=fps, gop=gop)
+
+
+# Speech: two espeak-ng voices (a lower male US voice, a higher female UK voice) with silence
+# around and between them, at known times.
+VOICE_A = ("en-us+m3", [], "Hello there, I am really happy to see you today. This is wonderful news.")
+VOICE_B = ("en-gb+f3", ["-p", "70"], "Oh no, I am so sorry. That is terrible, I feel awful about it.")
+
+
+@dataclass(frozen=True)
+class SpeechTrack:
+    path: Path
+    duration_s: float
+    speech_s: tuple[tuple[float, float], ...]  # (start, end) of each voice's audio, silence trimmed
+    silence_s: tuple[tuple[float, float], ...]  # stretches known to be silent
+
+
+def _espeak(folder: Path, name: str, voice: str, extra: list[str], text: str) -> np.ndarray:
+    import subprocess
+
+    from empathic.audio import decode_audio
+
+    wav = folder / f"{name}.wav"
+    subprocess.run(["espeak-ng", "-v", voice, *extra, "-w", str(wav), text], check=True)
+    samples = decode_audio(wav).samples
+    voiced = np.flatnonzero(np.abs(samples) > 1e-3)
+    return samples[voiced[0]:voiced[-1] + 1]  # espeak pads with silence: keep the speech only
+
+
+def write_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
+    import wave
+
+    pcm = np.clip(np.round(samples * 32767), -32768, 32767).astype("<i2")
+    with wave.open(str(path), "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(rate)
+        out.writeframes(pcm.tobytes())
+    return path
+
+
+def two_voice_track(folder: Path, lead_s: float = 1.0, gap_s: float = 2.0, tail_s: float = 1.5) -> SpeechTrack:
+    """16 kHz mono WAV: silence, voice A, silence, voice B, silence."""
+    folder.mkdir(parents=True, exist_ok=True)
+    a = _espeak(folder, "voice_a", *VOICE_A)
+    b = _espeak(folder, "voice_b", *VOICE_B)
+    rate = 16000
+    pieces = [np.zeros(int(lead_s * rate), np.float32), a, np.zeros(int(gap_s * rate), np.float32), b,
+              np.zeros(int(tail_s * rate), np.float32)]
+    track = np.concatenate(pieces)
+    a_start = len(pieces[0]) / rate
+    a_end = a_start + len(a) / rate
+    b_start = a_end + gap_s
+    b_end = b_start + len(b) / rate
+    duration = len(track) / rate
+    path = write_wav(folder / "two_voices.wav", track)
+    return SpeechTrack(path, duration, ((a_start, a_end), (b_start, b_end)),
+                       ((0.0, a_start), (a_end, b_start), (b_end, duration)))
+
+
+def mux_video_with_audio(path: Path, audio: Path, duration_s: float, size: str = "320x240") -> Path:
+    """An H.264 + AAC mp4 of a test pattern with ``audio`` as its sound track."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i",
+                    f"testsrc2=size={size}:rate=25:duration={duration_s:.3f}", "-i", str(audio),
+                    "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
+                    "-b:a", "128k", "-shortest", str(path)], check=True)
+    return path

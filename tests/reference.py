@@ -86,3 +86,36 @@ def reference_face_scores(rgb: np.ndarray, backbone_dir: Path, heads_dir: Path, 
     probabilities = torch.softmax(torch.tensor([ms[k] for k in emotion_keys]), dim=0).tolist()
     share = dict(zip(emotion_keys, probabilities))
     return {k: {"raw": raw[k], "ms": ms[k], "softmax": share.get(k)} for k in raw}
+
+
+def load_voice_head(path: Path) -> FullEmbeddingMLP:
+    """As LAION's voice loaders: strip torch.compile's prefix, then a strict load."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+    projection = state["proj.weight"].shape[0]
+    hidden = [state[f"mlp.{i}.weight"].shape[0] for i in (2, 5, 8)]
+    seq_len_times_dim = state["proj.weight"].shape[1]
+    head = FullEmbeddingMLP(1500, seq_len_times_dim // 1500, projection, hidden)
+    head.load_state_dict(state, strict=True)
+    return head.eval()
+
+
+def reference_voice_scores(wav: np.ndarray, encoder_dir: Path, heads_dir: Path) -> dict[str, dict]:
+    """{file part: {raw, softmax or None}} for one clip, as LAION's voice notebook (spec 4.5)."""
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    whisper = WhisperForConditionalGeneration.from_pretrained(encoder_dir).eval()
+    extractor = WhisperFeatureExtractor.from_pretrained(encoder_dir)
+    wav = wav[: 30 * 16000]
+    features = extractor(wav, sampling_rate=16000, return_tensors="pt").input_features
+    with torch.no_grad():
+        embedding = whisper.get_encoder()(input_features=features).last_hidden_state
+    if embedding.shape[1] < 1500:
+        embedding = torch.cat([embedding, torch.zeros(1, 1500 - embedding.shape[1], embedding.shape[2])], 1)
+    embedding = embedding[:, :1500]
+    raw = {}
+    for path in sorted(heads_dir.glob("model_*_best.pth")):
+        part = path.name.split("model_")[1].split("_best.pth")[0]
+        with torch.no_grad():
+            raw[part] = load_voice_head(path)(embedding).item()
+    return raw

@@ -133,3 +133,66 @@ def build_face_replicas(cache: Path) -> dict[str, Path]:
     for spec in FACE_MODELS.values():
         snapshots[spec.repo.repo_id] = write_hub_repo(cache, spec.repo, face_repo_files(spec))
     return snapshots
+
+
+# Voice: a Whisper with the real 80 mel bins and 1500 encoder positions but a tiny width, so the
+# heads' first layer takes 1500 x 16 inputs (the real ones take 1500 x 768).
+TINY_WHISPER_D_MODEL = 16
+WHISPER_POSITIONS = 1500
+# projection and hidden sizes keep the real pattern (Small 64/[64,32,16], Large 128/[128,64,32]) shrunk.
+VOICE_HIDDEN = {"small": (8, 8, 4, 2), "large": (16, 16, 8, 4)}
+
+
+def tiny_whisper_files(d_model: int = TINY_WHISPER_D_MODEL, seed: int = 0) -> dict[str, bytes]:
+    from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    torch.manual_seed(seed)
+    config = WhisperConfig(
+        num_mel_bins=80, d_model=d_model, encoder_layers=2, decoder_layers=1,
+        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
+        decoder_ffn_dim=2 * d_model, max_source_positions=WHISPER_POSITIONS, max_target_positions=32,
+        vocab_size=64, pad_token_id=0, bos_token_id=1, eos_token_id=2, decoder_start_token_id=3)
+    with tempfile.TemporaryDirectory() as folder:
+        WhisperForConditionalGeneration(config).eval().save_pretrained(folder)
+        WhisperFeatureExtractor(feature_size=80, sampling_rate=16000).save_pretrained(folder)
+        return {p.name: p.read_bytes() for p in Path(folder).iterdir() if p.is_file()}
+
+
+def voice_head_state_dict(input_size: int, sizes: tuple[int, ...], seed: int,
+                          compiled: bool = False) -> OrderedDict:
+    """Keys proj, mlp.2, mlp.5, ... as LAION's FullEmbeddingMLP; optionally torch.compile's prefix."""
+    generator = torch.Generator().manual_seed(1000 + seed)
+    names = ["proj"] + [f"mlp.{2 + 3 * i}" for i in range(len(sizes))]
+    dims = (input_size, *sizes, 1)
+    state = OrderedDict()
+    prefix = "_orig_mod." if compiled else ""
+    for name, n_in, n_out in zip(names, dims[:-1], dims[1:]):
+        # A large gain on proj: most of the 1500 positions are the 30 s window's padding, and
+        # without it different audio would give nearly the same scores.
+        bound = (40.0 if name == "proj" else 1.0) / n_in ** 0.5
+        state[f"{prefix}{name}.weight"] = (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound
+        state[f"{prefix}{name}.bias"] = (torch.rand(n_out, generator=generator) * 2 - 1) * bound + (
+            1.0 if n_out == 1 else 0.0)
+    return state
+
+
+def voice_repo_files(spec: HeadSet, d_model: int = TINY_WHISPER_D_MODEL) -> dict[str, bytes]:
+    files = {}
+    for seed, name in enumerate(spec.head_file_names()):
+        state = voice_head_state_dict(WHISPER_POSITIONS * d_model, VOICE_HIDDEN[spec.size], seed,
+                                      compiled=seed % 3 == 1)
+        files[name] = _tensor_bytes(state)
+    files["README.md"] = b"tiny random replica for tests\n"
+    return files
+
+
+def build_voice_replicas(cache: Path) -> dict[str, Path]:
+    """Both voice sizes and both Whisper encoders (different random weights)."""
+    from empathic.registry import VOICE_ENCODERS, VOICE_MODELS
+
+    snapshots = {}
+    for seed, ref in enumerate(VOICE_ENCODERS.values()):
+        snapshots[ref.repo_id] = write_hub_repo(cache, ref, tiny_whisper_files(seed=seed))
+    for spec in VOICE_MODELS.values():
+        snapshots[spec.repo.repo_id] = write_hub_repo(cache, spec.repo, voice_repo_files(spec))
+    return snapshots

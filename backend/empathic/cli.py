@@ -63,32 +63,73 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logs")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    annotate = commands.add_parser("annotate", help="analyse a video or image file",
-                                   description="Analyse faces in a video (or image) and print or write COCO.")
-    annotate.add_argument("input", type=Path, help="video (mp4, mov, mkv, webm, avi...) or image (jpg, png...)")
+    annotate = commands.add_parser(
+        "annotate", help="analyse faces and/or voices in a video, audio or image file",
+        description="Analyse faces (video, image) and voices (audio, a video's sound track) and write "
+                    "COCO, WebVTT, JSON or RTTM. A video defaults to --face, an audio file to --voice.")
+    annotate.add_argument("input", type=Path,
+                          help="video (mp4, mov, mkv, webm...), audio (wav, mp3, m4a, flac...) or image")
     annotate.add_argument("--face", action="store_true", help="face emotions (the default for video)")
-    annotate.add_argument("--pps", type=_positive_float, default=1.0,
-                          help="sampled frames per second of video (default 1.0)")
+    annotate.add_argument("--voice", action="store_true", help="voice emotions (the default for audio)")
+    annotate.add_argument("--pps", type=_positive_float, default=None,
+                          help="samples per second: sampled frames for faces (default 1.0), "
+                               "segments for fixed voice windows (default 0.2 = 5 s)")
     annotate.add_argument("--model-size", choices=["small", "large"], default="small",
-                          help="Empathic-Insight-Face-Small (40 emotions + 4 dimensions) or -Large (40)")
-    annotate.add_argument("--detector", default="haar",
-                          help="haar (default), none (whole frame is the face), or PATH.onnx (YuNet)")
-    annotate.add_argument("--confidence-threshold", type=float, default=0.5,
-                          help="minimum detection confidence, 0..1 (default 0.5)")
-    annotate.add_argument("--min-face-size", type=int, default=30, help="minimum face side in pixels (default 30)")
-    annotate.add_argument("--crop-margin", type=float, default=0.2,
-                          help="margin around the face in the crop, as a fraction of its size (default 0.2)")
-    annotate.add_argument("--detect-width", type=int, default=1280,
-                          help="frames wider than this are scaled down for detection (default 1280; 0 = never)")
-    annotate.add_argument("--max-faces", type=int, default=None, help="keep the N largest faces per frame")
-    annotate.add_argument("--top-k", type=_top_k, default=5, help="emotions written per face (1-40, default 5)")
-    annotate.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    annotate.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                          help="backbone precision; auto = bf16 on GPU, fp32 on CPU")
-    annotate.add_argument("--batch-size", type=int, default=None, help="faces per model batch")
-    annotate.add_argument("-f", "--format", choices=["coco"], default="coco", help="output format")
-    annotate.add_argument("-o", "--output", type=Path, help="output file (default: stdout)")
-    annotate.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+                          help="Empathic-Insight-{Face,Voice}-Small (default) or -Large")
+    annotate.add_argument("--top-k", type=_top_k, default=5,
+                          help="emotions written per face or segment (1-40, default 5; voice JSON keeps 40)")
+    annotate.add_argument("-f", "--format", choices=["coco", "json", "webvtt", "rttm"], action="append",
+                          default=None, help="output format, repeatable (default: coco for faces, webvtt "
+                                             "for voices); json = the full analysis")
+    annotate.add_argument("-o", "--output", type=Path,
+                          help="output file (default: stdout); a folder when several files are written")
+    annotate.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    faces = annotate.add_argument_group("faces")
+    faces.add_argument("--face-pps", type=_positive_float, default=None, help="sampled frames per second "
+                                                                             "(overrides --pps for faces)")
+    faces.add_argument("--detector", default="haar",
+                       help="haar (default), none (whole frame is the face), or PATH.onnx (YuNet)")
+    faces.add_argument("--confidence-threshold", type=float, default=0.5,
+                       help="minimum detection confidence, 0..1 (default 0.5)")
+    faces.add_argument("--min-face-size", type=int, default=30, help="minimum face side in pixels (default 30)")
+    faces.add_argument("--crop-margin", type=float, default=0.2,
+                       help="margin around the face in the crop, as a fraction of its size (default 0.2)")
+    faces.add_argument("--detect-width", type=int, default=1280,
+                       help="frames wider than this are scaled down for detection (default 1280; 0 = never)")
+    faces.add_argument("--max-faces", type=int, default=None, help="keep the N largest faces per frame")
+    voices = annotate.add_argument_group("voices")
+    voices.add_argument("--segmentation", choices=["fixed", "vad", "diarization", "scene"], default="fixed",
+                        help="fixed windows (default), vad (speech regions), diarization (speaker turns), "
+                             "scene (fixed windows inside each shot of the video)")
+    voices.add_argument("--voice-pps", type=_positive_float, default=None,
+                        help="fixed windows per second (overrides --pps for voices; default 0.2)")
+    voices.add_argument("--segment-overlap", type=float, default=0.0, help="seconds shared by fixed windows")
+    voices.add_argument("--min-segment-duration", type=float, default=None,
+                        help="shorter segments are dropped (default 1.0 s for windows, 0.5 s for vad "
+                             "and diarization)")
+    voices.add_argument("--max-segment-duration", type=float, default=30.0,
+                        help="longer segments are split into equal parts (default and maximum 30 s, one "
+                             "Whisper window)")
+    voices.add_argument("--vad-threshold", type=float, default=0.5, help="speech probability (default 0.5)")
+    voices.add_argument("--num-speakers", type=int, default=None, help="diarization: known speaker count")
+    voices.add_argument("--min-speakers", type=int, default=None, help="diarization: at least N speakers")
+    voices.add_argument("--max-speakers", type=int, default=None, help="diarization: at most N speakers")
+    voices.add_argument("--diarization-pipeline", default=None, metavar="FOLDER|ORG/NAME",
+                        help="pyannote pipeline: a local folder or a hub id (default "
+                             "pyannote/speaker-diarization-community-1; gated: set HF_TOKEN)")
+    voices.add_argument("--scene-threshold", type=float, default=None,
+                        help="scene: content change that counts as a cut")
+    voices.add_argument("--voice-encoder", choices=["emowhisper", "bud-e-whisper"], default="emowhisper",
+                        help="Whisper encoder under the voice heads (default emowhisper, as LAION's code)")
+    voices.add_argument("--transcribe", action="store_true", help="add each segment's speech as text")
+    voices.add_argument("--asr-model", default=None, metavar="ORG/NAME[@REVISION]",
+                        help="speech recognition model for --transcribe (default openai/whisper-small)")
+    voices.add_argument("--language", default=None, help="--transcribe language code (default: detected)")
+    runtime = annotate.add_argument_group("runtime")
+    runtime.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
+    runtime.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
+                         help="model precision; auto = bf16 on GPU, fp32 on CPU")
+    runtime.add_argument("--batch-size", type=int, default=None, help="faces or segments per model batch")
     _add_weight_options(annotate)
 
     models = commands.add_parser("models", help="manage model weights")
@@ -98,6 +139,13 @@ def _build_parser() -> argparse.ArgumentParser:
     download.add_argument("--face", choices=["small", "large"], action="append", default=[])
     download.add_argument("--voice", choices=["small", "large"], action="append", default=[])
     download.add_argument("--voice-encoder", choices=["emowhisper", "bud-e-whisper"], default="emowhisper")
+    download.add_argument("--asr", metavar="ORG/NAME[@REVISION]", nargs="?", const="openai/whisper-small",
+                          default=None, help="a speech recognition model for --transcribe "
+                                             "(default openai/whisper-small)")
+    download.add_argument("--diarization", metavar="ORG/NAME", nargs="?",
+                          const="pyannote/speaker-diarization-community-1", default=None,
+                          help="a pyannote pipeline (default pyannote/speaker-diarization-community-1; "
+                               "gated: accept its conditions on the hub and set HF_TOKEN)")
     download.add_argument("--to", type=Path, default=None,
                           help="write ORG/NAME folders here instead of the Hugging Face cache")
     return parser
@@ -110,66 +158,229 @@ def _sources(args):
                          offline=True if args.offline else None)
 
 
-def _progress_hook(enabled: bool):
-    if not enabled:
-        return None, lambda: None
-    from tqdm import tqdm
+class _ProgressBars:
+    """One tqdm bar on stderr per step of the work (frames, segments, shots...)."""
 
-    bar = tqdm(total=None, unit="frame", desc="faces", file=sys.stderr, dynamic_ncols=True)
+    UNITS = {"frames": "frame", "segments": "segment", "shots": "frame", "vad": "%"}
 
-    def hook(step: str, completed: int, total: int | None) -> None:
+    def __init__(self, enabled: bool):
+        self.enabled = enabled
+        self.bars: dict = {}
+
+    def __call__(self, step: str, completed: int, total: int | None) -> None:
+        if not self.enabled:
+            return
+        bar = self.bars.get(step)
+        if bar is None:
+            from tqdm import tqdm
+
+            bar = self.bars[step] = tqdm(total=total, unit=self.UNITS.get(step, "it"), desc=step,
+                                         file=sys.stderr, dynamic_ncols=True)
         if total is not None and bar.total != total:
             bar.total = total
-            bar.refresh()
         bar.n = completed
         bar.refresh()
 
-    return hook, bar.close
+    def close(self) -> None:
+        for bar in self.bars.values():
+            bar.close()
+
+
+FORMAT_TARGETS = {"coco": ("face",), "json": ("face", "voice"), "webvtt": ("voice",), "rttm": ("voice",)}
+
+
+def _writers(args, analyses) -> list[tuple[str, object, str]]:
+    """(file suffix, writer, analysis kind) for every requested format and analysis it applies to."""
+    from .exports.coco import WriteCOCO
+    from .exports.rttm import WriteRTTM
+    from .exports.voice_json import WriteVoiceJSON
+    from .exports.webvtt import WriteVTT
+
+    formats = args.format or [f for f, kind in (("coco", "face"), ("webvtt", "voice")) if kind in analyses]
+    chosen = []
+    for fmt in dict.fromkeys(formats):
+        kinds = [k for k in FORMAT_TARGETS[fmt] if k in analyses]
+        if not kinds:
+            raise CliError(f"-f {fmt} is for {' or '.join(FORMAT_TARGETS[fmt])} analysis; add "
+                           f"--{FORMAT_TARGETS[fmt][0]}")
+        for kind in kinds:
+            if fmt == "coco":
+                chosen.append(("coco.json", WriteCOCO(args.top_k), kind))
+            elif fmt == "json" and kind == "face":
+                chosen.append(("faces.json", _FaceJSON(args.top_k), kind))
+            elif fmt == "json":
+                chosen.append(("voice.json", WriteVoiceJSON(), kind))
+            elif fmt == "webvtt":
+                chosen.append(("vtt", WriteVTT(args.top_k), kind))
+            else:
+                if args.segmentation != "diarization":
+                    raise CliError("-f rttm lists speaker turns: it needs --segmentation diarization")
+                chosen.append(("rttm", WriteRTTM(), kind))
+    if len(chosen) > 1 and args.output is None:
+        raise CliError(f"{len(chosen)} outputs ({', '.join(s for s, _, _ in chosen)}) need -o FOLDER")
+    if len(chosen) > 1 and args.output.is_file():
+        raise CliError(f"{args.output}: is a file; with several outputs -o names a folder")
+    return chosen
+
+
+class _FaceJSON:
+    def __init__(self, top_k: int):
+        self.top_k = top_k
+
+    def render(self, analysis) -> str:
+        import json
+
+        return json.dumps(analysis.to_dict(self.top_k), indent=2, ensure_ascii=False) + "\n"
+
+
+def _wanted_analyses(args, probed) -> tuple[bool, bool]:
+    from .audio import has_audio
+
+    info = probed[0] if probed is not None else None
+    face, voice = args.face, args.voice
+    if not face and not voice:
+        face, voice = info is not None, info is None
+    if face and info is None:
+        raise CliError(f"{args.input}: has no video stream or image, so there are no faces to analyse")
+    if voice and (info is not None and info.is_image or not has_audio(args.input)):
+        raise CliError(f"{args.input}: has no audio stream, so there is no voice to analyse"
+                       + ("; leave out --voice" if face else ""))
+    return face, voice
+
+
+def _probe_video(path: Path):
+    """(VideoInfo, FrameTimeline) of a video or image; None for an audio-only file."""
+    from .media import MediaError, probe
+
+    try:
+        return probe(path)
+    except MediaError as exc:
+        from .audio import has_audio
+
+        if "has no video stream" in str(exc) and has_audio(path):
+            return None
+        raise
+
+
+def _voice_options(args):
+    from .segments.fixed import WindowOptions
+    from .segments.vad import VadOptions
+    from .voice_analysis import VoiceAnalysisOptions
+
+    mode = args.segmentation
+    minimum = args.min_segment_duration
+    windows = WindowOptions(pps=args.voice_pps or args.pps or 0.2, overlap_s=args.segment_overlap,
+                            min_duration_s=1.0 if minimum is None else minimum,
+                            max_duration_s=args.max_segment_duration)
+    vad = VadOptions(threshold=args.vad_threshold, min_duration_s=0.5 if minimum is None else minimum,
+                     max_duration_s=args.max_segment_duration)
+    diarization = shots = None
+    if mode == "diarization":
+        from .segments.diarization import DiarizationOptions
+
+        extra = {"pipeline": args.diarization_pipeline} if args.diarization_pipeline else {}
+        diarization = DiarizationOptions(
+            num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers,
+            min_duration_s=0.5 if minimum is None else minimum, max_duration_s=args.max_segment_duration,
+            **extra)
+    if mode == "scene":
+        from .segments.scene import ShotOptions
+
+        shots = ShotOptions(**({} if args.scene_threshold is None else {"threshold": args.scene_threshold}))
+    return VoiceAnalysisOptions(segmentation=mode, windows=windows, vad=vad, diarization=diarization,
+                                shots=shots)
 
 
 def _annotate(args) -> int:
-    from .face_analysis import FaceAnalysisOptions, analyze_faces
-    from .exports.coco import WriteCOCO
     from .faces.detect import DetectorOptions, make_detector
-    from .media import probe
-    from .models.face import FaceEmotionModel
     from .models.runtime import make_runtime
 
-    if args.output is not None and args.output.is_dir():
-        raise CliError(f"{args.output}: is a folder; -o names the output file")
-    options = FaceAnalysisOptions(
-        pps=args.pps, detector=args.detector, crop_margin=args.crop_margin,
-        detection=DetectorOptions(confidence_threshold=args.confidence_threshold,
-                                  min_face_size=args.min_face_size, detect_width=args.detect_width,
-                                  max_faces=args.max_faces))
-    # Bad media, detector or device settings fail here, before any model is loaded.
-    probed = probe(args.input)
-    detector = make_detector(options.detector, options.detection)
+    probed = _probe_video(args.input)
+    face, voice = _wanted_analyses(args, probed)
+    writers = _writers(args, {"face"} if face and not voice else {"voice"} if not face else {"face", "voice"})
+    # Every setting, the media and the device are checked before any model is loaded.
     runtime = make_runtime(args.device, args.precision, args.batch_size)
-    model = FaceEmotionModel.load(args.model_size, _sources(args), runtime)
-    hook, close = _progress_hook(not args.quiet)
+    face_options = detector = voice_options = audio = segmenter = None
+    if face:
+        from .face_analysis import FaceAnalysisOptions
+
+        face_options = FaceAnalysisOptions(
+            pps=args.face_pps or args.pps or 1.0, detector=args.detector, crop_margin=args.crop_margin,
+            detection=DetectorOptions(confidence_threshold=args.confidence_threshold,
+                                      min_face_size=args.min_face_size, detect_width=args.detect_width,
+                                      max_faces=args.max_faces))
+        detector = make_detector(face_options.detector, face_options.detection)
+    progress = _ProgressBars(not args.quiet)
+    if voice:
+        from .audio import decode_audio
+        from .voice_analysis import make_segmenter
+
+        voice_options = _voice_options(args)
+        if voice_options.segmentation == "scene" and (probed is None or probed[0].is_image):
+            raise CliError(f"{args.input}: scene segmentation needs a video")
+        audio = decode_audio(args.input)
+        segmenter = make_segmenter(voice_options, args.input, sources=_sources(args),
+                                   device=str(runtime.device), hook=progress)
+    analyses: dict = {}
     try:
-        analysis = analyze_faces(args.input, model, options, hook=hook, probed=probed, detector=detector)
+        if face:
+            from .face_analysis import analyze_faces
+            from .models.face import FaceEmotionModel
+
+            model = FaceEmotionModel.load(args.model_size, _sources(args), runtime)
+            analyses["face"] = analyze_faces(args.input, model, face_options, hook=progress,
+                                             probed=probed, detector=detector)
+            if not analyses["face"].faces:
+                log.warning("no face found in %s (%d sampled frames)", args.input,
+                            len(analyses["face"].frames))
+            del model
+        if voice:
+            from .models.voice import VoiceEmotionModel
+            from .voice_analysis import analyze_voice
+
+            transcriber = None
+            if args.transcribe:
+                from .models.asr import DEFAULT_ASR_MODEL, Transcriber
+
+                transcriber = Transcriber.load(args.asr_model or DEFAULT_ASR_MODEL, _sources(args), runtime,
+                                               language=args.language)
+            model = VoiceEmotionModel.load(args.model_size, _sources(args), runtime, encoder=args.voice_encoder)
+            analyses["voice"] = analyze_voice(args.input, model, voice_options, hook=progress, audio=audio,
+                                              segmenter=segmenter, transcriber=transcriber)
+            if not analyses["voice"].segments:
+                log.warning("no voice segment in %s (%.1f s of audio, segmentation %s)", args.input,
+                            audio.duration_s, voice_options.segmentation)
+            del model
     finally:
-        close()
-    if not analysis.faces:
-        log.warning("no face found in %s (%d sampled frames)", args.input, len(analysis.frames))
-    text = WriteCOCO(args.top_k).render(analysis)
-    if args.output is None:
-        sys.stdout.write(text)
-    else:
+        progress.close()
+    _write_outputs(args, [(suffix, writer.render(analyses[kind])) for suffix, writer, kind in writers])
+    return 0
+
+
+def _write_outputs(args, rendered: list[tuple[str, str]]) -> None:
+    if len(rendered) == 1 and (args.output is None or not args.output.is_dir()):
+        text = rendered[0][1]
+        if args.output is None:
+            sys.stdout.write(text)
+            return
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text, encoding="utf-8")
         log.info("wrote %s", args.output)
-    return 0
+        return
+    args.output.mkdir(parents=True, exist_ok=True)
+    for suffix, text in rendered:
+        target = args.output / f"{args.input.stem}.{suffix}"
+        target.write_text(text, encoding="utf-8")
+        log.info("wrote %s", target)
 
 
 def _download(args) -> int:
     from .hub import download_repos
+    from .models.voice import ENCODER_PATTERNS
     from .registry import BACKBONE_PATTERNS, VOICE_ENCODERS, face_model, voice_model
 
-    if not args.face and not args.voice:
-        raise CliError("name what to download: --face small|large and/or --voice small|large")
+    if not (args.face or args.voice or args.asr or args.diarization):
+        raise CliError("name what to download: --face small|large, --voice small|large, --asr, --diarization")
     wanted: dict = {}
     for size in args.face:
         spec = face_model(size)
@@ -178,7 +389,16 @@ def _download(args) -> int:
     for size in args.voice:
         spec = voice_model(size)
         wanted[spec.repo] = spec.download_patterns()
-        wanted[VOICE_ENCODERS[args.voice_encoder]] = BACKBONE_PATTERNS
+        wanted[VOICE_ENCODERS[args.voice_encoder]] = ENCODER_PATTERNS
+    if args.asr:
+        from .models.asr import ASR_PATTERNS, parse_asr_repo
+
+        wanted[parse_asr_repo(args.asr)] = ASR_PATTERNS
+    if args.diarization:
+        from .registry import RepoRef
+        from .segments.diarization import PIPELINE_PATTERNS
+
+        wanted[RepoRef(args.diarization, "main")] = PIPELINE_PATTERNS  # config.yaml and its sub-models
     from .hub import WeightSources
 
     for path in download_repos(wanted, WeightSources(), to=args.to):

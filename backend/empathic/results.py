@@ -136,3 +136,73 @@ class FaceAnalysis:
             "frames": [vars(f).copy() for f in self.frames],
             "faces": [f.to_dict(top_k) for f in self.faces],
         }
+
+
+@dataclass(frozen=True)
+class VoiceSegment:
+    """One scored stretch of the recording (at most 30 s: one Whisper window)."""
+
+    segment_index: int
+    start_s: float
+    end_s: float
+    speaker: str | None
+    emotions: tuple[EmotionScore, ...]  # all 40, best first; raw on LAION's 0-4 scale
+    attributes: tuple[tuple[str, float], ...]  # the attribute heads' raw values, e.g. arousal
+    transcription: str | None = None
+
+    @property
+    def duration_s(self) -> float:
+        return self.end_s - self.start_s
+
+    def top(self, k: int) -> tuple[EmotionScore, ...]:
+        return self.emotions[:k]
+
+    def to_dict(self, top_k: int | None = None) -> dict:
+        shown = self.emotions if top_k is None else self.emotions[:top_k]
+        return {
+            "segment_index": self.segment_index,
+            "start_time": _num(self.start_s), "end_time": _num(self.end_s),
+            "speaker_id": self.speaker,
+            # No neutral statistics for voice, so intensity would only repeat raw.
+            "emotions": {e.emotion_id: {"score": _num(e.share), "rank": e.rank, "raw": _num(e.raw)}
+                         for e in shown},
+            "attributes": {k: _num(v) for k, v in self.attributes},
+            "transcription": self.transcription,
+        }
+
+
+@dataclass(frozen=True)
+class VoiceAnalysis:
+    """Everything one voice analysis of one media file produced."""
+
+    media: dict  # path, file_name, duration_s, sample_rate, channels
+    segments: tuple[VoiceSegment, ...]
+    model: ModelInfo
+    segmentation_mode: str
+    parameters: tuple[tuple[str, object], ...]
+    shots_s: tuple[float, ...] = ()  # shot start times, for the scene mode
+
+    @property
+    def speakers(self) -> tuple[str, ...]:
+        return tuple(sorted({s.speaker for s in self.segments if s.speaker is not None}))
+
+    def model_info(self) -> dict:
+        return {**self.model.to_dict(), "segmentation_mode": self.segmentation_mode}
+
+    def to_dict(self, top_k: int | None = None) -> dict:
+        from .taxonomy import VOICE_ATTRIBUTES
+
+        scales = {d.id: {"name": d.name, "low": d.scale.low, "high": d.scale.high,
+                         "low_meaning": d.scale.low_meaning, "high_meaning": d.scale.high_meaning,
+                         "neutral": d.scale.neutral}
+                  for d in VOICE_ATTRIBUTES if d.scale is not None}
+        document = {
+            "media": dict(self.media),
+            "model_info": self.model_info(),
+            "parameters": dict(self.parameters),
+            "attribute_scales": scales,
+            "segments": [s.to_dict(top_k) for s in self.segments],
+        }
+        if self.shots_s:
+            document["shots"] = [_num(t) for t in self.shots_s]
+        return document

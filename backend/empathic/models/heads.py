@@ -13,7 +13,7 @@ products over stacked [H, in, out] weights.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import torch
@@ -75,7 +75,11 @@ def parse_mlp_state_dict(state_dict: Mapping[str, torch.Tensor],
 
 def load_head_file(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
     try:
-        state_dict = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            # mmap: tensors are read from the file as they are copied, not loaded up front.
+            state_dict = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # files from before torch 1.6's zip format cannot be mapped
+            state_dict = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise HeadFormatError(f"{path.name}: cannot be read as a torch state dict ({exc})") from None
     return parse_mlp_state_dict(state_dict, source=path.name)
@@ -84,39 +88,58 @@ def load_head_file(path: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
 class FusedHeads(nn.Module):
     """H MLP heads of identical architecture evaluated together: [N, D] -> [N, H]."""
 
-    def __init__(self, heads: Sequence[Sequence[tuple[torch.Tensor, torch.Tensor]]],
-                 dtype: torch.dtype = torch.float32):
+    def __init__(self, heads: Iterable[Sequence[tuple[torch.Tensor, torch.Tensor]]],
+                 dtype: torch.dtype = torch.float32, device: torch.device | str | None = None,
+                 num_heads: int | None = None):
+        """``heads`` may be a lazy iterable (give ``num_heads`` then): each head is copied into the
+        preallocated stack as it arrives, so loading holds the stack plus ONE head's tensors. That
+        matters for the voice heads (295-590 MB each, 16-32 GB for 55 in fp32)."""
         super().__init__()
-        if not heads:
+        if num_heads is None:
+            heads = list(heads)
+            num_heads = len(heads)
+        if num_heads < 1:
             raise HeadFormatError("no heads to fuse")
-        shapes = [tuple(tuple(w.shape) for w, _ in head) for head in heads]
-        if any(s != shapes[0] for s in shapes):
-            raise HeadFormatError(f"heads differ in architecture: {shapes[0]} vs "
-                                  f"{next(s for s in shapes if s != shapes[0])}")
-        self.num_heads = len(heads)
-        self.input_size = shapes[0][0][1]
-        self.first_width = shapes[0][0][0]
-        first_w = torch.empty((self.num_heads * self.first_width, self.input_size), dtype=dtype)
-        first_b = torch.empty((self.num_heads * self.first_width,), dtype=dtype)
+        self.num_heads = num_heads
+        first_w = first_b = None
+        later: list[list[tuple[torch.Tensor, torch.Tensor]]] = []
+        shape0 = None
         for h, head in enumerate(heads):
+            shape = tuple(tuple(w.shape) for w, _ in head)
+            if shape0 is None:
+                shape0 = shape
+                self.first_width, self.input_size = shape[0]
+                # Allocated where it will live, in its final precision: never a second full copy.
+                first_w = torch.empty((num_heads * self.first_width, self.input_size), dtype=dtype,
+                                      device=device)
+                first_b = torch.empty((num_heads * self.first_width,), dtype=dtype, device=device)
+            elif shape != shape0:
+                raise HeadFormatError(f"heads differ in architecture: {shape0} vs {shape}")
+            if h >= num_heads:
+                raise HeadFormatError(f"more than the {num_heads} heads announced")
             rows = slice(h * self.first_width, (h + 1) * self.first_width)
             first_w[rows].copy_(head[0][0])
             first_b[rows].copy_(head[0][1])
+            later.append([(w.detach().clone(), b.detach().clone()) for w, b in head[1:]])
+        if len(later) != num_heads:
+            raise HeadFormatError(f"expected {num_heads} heads, got {len(later)}")
         self.first_weight = nn.Parameter(first_w, requires_grad=False)
         self.first_bias = nn.Parameter(first_b, requires_grad=False)
         # Later layers as [H, in, out] so that baddbmm computes x @ W^T per head.
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([head[i][0].t() for head in heads]).to(dtype).contiguous(),
+            nn.Parameter(torch.stack([head[i][0].t() for head in later]).to(device, dtype).contiguous(),
                          requires_grad=False)
-            for i in range(1, len(shapes[0])))
+            for i in range(len(shape0) - 1))
         self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([head[i][1] for head in heads]).to(dtype)[:, None, :].contiguous(),
+            nn.Parameter(torch.stack([head[i][1] for head in later]).to(device, dtype)[:, None, :].contiguous(),
                          requires_grad=False)
-            for i in range(1, len(shapes[0])))
+            for i in range(len(shape0) - 1))
 
     @classmethod
-    def from_files(cls, paths: Sequence[Path], dtype: torch.dtype = torch.float32) -> "FusedHeads":
-        return cls([load_head_file(Path(p)) for p in paths], dtype=dtype)
+    def from_files(cls, paths: Sequence[Path], dtype: torch.dtype = torch.float32,
+                   device: torch.device | str | None = None) -> "FusedHeads":
+        return cls((load_head_file(Path(p)) for p in paths), dtype=dtype, device=device,
+                   num_heads=len(paths))
 
     @torch.inference_mode()
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,129 @@
+"""Voice emotion model: Whisper encoder states of a 30 s window, then LAION's fused voice heads.
+
+As the spec and LAION's code: 16 kHz mono audio -> Whisper log-mel features padded (with zeros)
+to 30 s -> encoder ``last_hidden_state`` [B, 1500, d_model], not pooled, flattened -> each head's
+``proj`` + MLP. The padding is part of what the heads were trained on, so it is never dropped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..audio import SAMPLE_RATE
+from ..hub import ResolvedRepo, WeightSources, require_files, resolve_repos
+from ..registry import BACKBONE_PATTERNS, VOICE_ENCODERS, HeadSet, RepoRef, voice_model
+from ..results import EmotionScore, ModelInfo
+from ..scoring import score_rows
+from .face import fetch_command
+from .heads import FusedHeads
+from .runtime import Runtime
+
+WINDOW_S = 30.0  # one Whisper input window
+DEFAULT_ENCODER = "emowhisper"
+# Some Whisper fine-tunes publish only PyTorch pickles; transformers prefers safetensors if both.
+ENCODER_PATTERNS = BACKBONE_PATTERNS + ("pytorch_model.bin",)
+
+
+def voice_encoder(name: str) -> RepoRef:
+    try:
+        return VOICE_ENCODERS[name]
+    except KeyError:
+        raise ValueError(f"unknown voice encoder {name!r}; choose one of {sorted(VOICE_ENCODERS)}") from None
+
+
+class WhisperEmbedder:
+    """Unpooled Whisper encoder states of 30 s windows, computed as LAION computes them."""
+
+    def __init__(self, encoder_dir: Path, runtime: Runtime):
+        from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+        from transformers.utils import logging as hf_logging
+
+        self.feature_extractor = WhisperFeatureExtractor.from_pretrained(encoder_dir)
+        if self.feature_extractor.sampling_rate != SAMPLE_RATE:
+            raise ValueError(f"{encoder_dir}: the feature extractor expects "
+                             f"{self.feature_extractor.sampling_rate} Hz, not {SAMPLE_RATE}")
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+        try:
+            # Loaded whole as LAION does (any checkpoint layout works); only the encoder is kept.
+            full = WhisperForConditionalGeneration.from_pretrained(encoder_dir, dtype=runtime.dtype)
+        finally:
+            hf_logging.set_verbosity(verbosity)
+            hf_logging.enable_progress_bar()
+        self.encoder = full.get_encoder().to(runtime.device).eval()
+        del full
+        self.runtime = runtime
+        self.positions = int(self.encoder.config.max_source_positions)
+        self.d_model = int(self.encoder.config.d_model)
+
+    def features(self, clips: list[np.ndarray]) -> torch.Tensor:
+        """[B, n_mels, 3000] log-mel features, each clip zero-padded to 30 s."""
+        for clip in clips:
+            if len(clip) > WINDOW_S * SAMPLE_RATE:
+                raise ValueError(f"a voice clip of {len(clip) / SAMPLE_RATE:.2f} s exceeds the "
+                                 f"{WINDOW_S:g} s Whisper window; split it first")
+        return self.feature_extractor(clips, sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                      padding="max_length", truncation=True)["input_features"]
+
+    @torch.inference_mode()
+    def embed(self, features: torch.Tensor) -> torch.Tensor:
+        """[B, 1500, d_model] encoder states, left on the model's device for the heads."""
+        inputs = features.to(self.runtime.device, self.runtime.dtype, non_blocking=True)
+        return self.encoder(input_features=inputs).last_hidden_state
+
+
+@dataclass(frozen=True)
+class LoadedFiles:
+    heads: ResolvedRepo
+    encoder: ResolvedRepo
+
+
+class VoiceEmotionModel:
+    """Scores voice clips (<= 30 s each) with every head of one Empathic Insight voice model."""
+
+    def __init__(self, spec: HeadSet, encoder_ref: RepoRef, files: LoadedFiles, runtime: Runtime):
+        self.spec = spec
+        self.runtime = runtime
+        self.embedder = WhisperEmbedder(files.encoder.path, runtime)
+        # The heads take the runtime's precision (bf16 on a GPU halves 16/32 GB of weights) and
+        # are stacked straight onto the device, one file at a time.
+        self.heads = FusedHeads.from_files([files.heads.path / f for f in spec.head_file_names()],
+                                           dtype=runtime.dtype, device=runtime.device)
+        expected = self.embedder.positions * self.embedder.d_model
+        if self.heads.input_size != expected:
+            raise ValueError(
+                f"{spec.repo.repo_id} heads take {self.heads.input_size} inputs but {encoder_ref.repo_id} "
+                f"gives {self.embedder.positions} x {self.embedder.d_model} = {expected}")
+        self.attribute_ids = tuple(d.id for d in spec.dimensions)
+        self.info = ModelInfo(
+            modality="voice", model_size=spec.size, repo=spec.repo.repo_id, revision=files.heads.commit,
+            requested_revision=spec.repo.revision, backbone_repo=encoder_ref.repo_id,
+            backbone_revision=files.encoder.commit, precision=runtime.precision_name)
+
+    @classmethod
+    def load(cls, size: str, sources: WeightSources, runtime: Runtime,
+             encoder: str = DEFAULT_ENCODER) -> "VoiceEmotionModel":
+        spec = voice_model(size)
+        encoder_ref = voice_encoder(encoder)
+        command = fetch_command("voice", size) + ("" if encoder == DEFAULT_ENCODER else
+                                                  f" --voice-encoder {encoder}")
+        repos = resolve_repos({spec.repo: spec.download_patterns(), encoder_ref: ENCODER_PATTERNS},
+                              sources, command)
+        files = LoadedFiles(repos[spec.repo], repos[encoder_ref])
+        require_files(files.heads, spec.download_patterns(), command)
+        require_files(files.encoder, ("config.json", "preprocessor_config.json"), command)
+        return cls(spec, encoder_ref, files, runtime)
+
+    def raw_scores(self, clips: list[np.ndarray]) -> np.ndarray:
+        """[B, 40 + attributes] raw head outputs for a batch of clips."""
+        states = self.embedder.embed(self.embedder.features(clips))
+        return self.heads(states).cpu().numpy()
+
+    def score(self, raw: np.ndarray) -> list[tuple[tuple[EmotionScore, ...], tuple[tuple[str, float], ...]]]:
+        # No neutral statistics exist for voice: intensity equals raw.
+        return score_rows(raw, None, self.attribute_ids)

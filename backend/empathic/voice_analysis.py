@@ -1,0 +1,110 @@
+"""Audio (or a video's sound) in, scored voice segments out.
+
+decode once at 16 kHz -> segment (fixed | vad | diarization | scene) -> batches of segments ->
+Whisper features -> encoder -> fused heads -> LAION scores (and, optionally, a transcript).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from .audio import AudioClip, decode_audio
+from .face_analysis import ProgressHook
+from .models.voice import VoiceEmotionModel
+from .results import VoiceAnalysis, VoiceSegment
+from .segments import Segment, Segmenter
+from .segments.fixed import FixedSegmenter, WindowOptions
+from .segments.vad import VadOptions, VadSegmenter
+
+SEGMENTATION_MODES = ("fixed", "vad", "diarization", "scene")
+
+
+@dataclass(frozen=True)
+class VoiceAnalysisOptions:
+    segmentation: str = "fixed"
+    windows: WindowOptions = field(default_factory=WindowOptions)  # fixed, and inside scene shots
+    vad: VadOptions = field(default_factory=VadOptions)
+    diarization: object | None = None  # segments.diarization.DiarizationOptions (imported lazily)
+    shots: object | None = None  # segments.scene.ShotOptions
+
+    def __post_init__(self):
+        if self.segmentation not in SEGMENTATION_MODES:
+            raise ValueError(f"unknown segmentation {self.segmentation!r}; choose one of "
+                             f"{', '.join(SEGMENTATION_MODES)}")
+
+    def as_parameters(self) -> tuple[tuple[str, object], ...]:
+        """Only what shapes this mode's result (what a cache key and an output must record)."""
+        mode = self.segmentation
+        flat: dict[str, object] = {"segmentation": mode}
+        if mode in ("fixed", "scene"):
+            flat.update({"pps": self.windows.pps, "segment_overlap": self.windows.overlap_s,
+                         "min_segment_duration": self.windows.min_duration_s,
+                         "max_segment_duration": self.windows.max_duration_s})
+        if mode == "vad":
+            flat.update({f"vad_{k}": v for k, v in asdict(self.vad).items()})
+        if mode == "diarization" and self.diarization is not None:
+            flat.update({f"diarization_{k}": v for k, v in asdict(self.diarization).items()})
+        if mode == "scene" and self.shots is not None:
+            flat.update({f"scene_{k}": v for k, v in asdict(self.shots).items()})
+        return tuple(flat.items())
+
+
+def make_segmenter(options: VoiceAnalysisOptions, media_path: str | Path | None = None,
+                   sources=None, device: str = "cpu", hook: ProgressHook | None = None) -> Segmenter:
+    mode = options.segmentation
+    if mode == "fixed":
+        return FixedSegmenter(options.windows)
+    if mode == "vad":
+        return VadSegmenter(options.vad, hook=hook)
+    if mode == "diarization":
+        from .segments.diarization import DiarizationOptions, DiarizationSegmenter
+
+        return DiarizationSegmenter(options.diarization or DiarizationOptions(), sources=sources,
+                                    device=device)
+    from .segments.scene import SceneSegmenter, ShotOptions
+
+    if media_path is None:
+        raise ValueError("scene segmentation needs the video file")
+    return SceneSegmenter(media_path, options.windows, options.shots or ShotOptions(), hook=hook)
+
+
+def _media_dict(audio: AudioClip) -> dict:
+    return {"path": audio.source, "file_name": Path(audio.source).name if audio.source else "",
+            "duration_s": round(audio.duration_s, 6), "sample_rate": audio.sample_rate,
+            "source_sample_rate": audio.source_sample_rate, "channels": audio.source_channels}
+
+
+def analyze_voice(path: str | Path, model: VoiceEmotionModel,
+                  options: VoiceAnalysisOptions = VoiceAnalysisOptions(),
+                  hook: ProgressHook | None = None, audio: AudioClip | None = None,
+                  segmenter: Segmenter | None = None, transcriber=None) -> VoiceAnalysis:
+    """``audio`` and ``segmenter`` let a caller decode and check before loading models;
+    ``transcriber`` (models.asr.Transcriber) adds each segment's text."""
+    audio = audio if audio is not None else decode_audio(path)
+    segmenter = segmenter or make_segmenter(options, path, device=str(model.runtime.device), hook=hook)
+    segments: list[Segment] = segmenter.segment(audio)
+    batch_size = model.runtime.batch_size
+    scored: list[VoiceSegment] = []
+    if hook:
+        hook("segments", 0, len(segments))
+    for first in range(0, len(segments), batch_size):
+        batch = segments[first:first + batch_size]
+        clips = [audio.window(s.start_s, s.end_s) for s in batch]
+        rows = model.score(model.raw_scores(clips))
+        texts = transcriber.transcribe(clips) if transcriber is not None else [None] * len(batch)
+        for offset, (segment, (emotions, attributes), text) in enumerate(zip(batch, rows, texts)):
+            scored.append(VoiceSegment(first + offset, segment.start_s, segment.end_s, segment.speaker,
+                                       emotions, attributes, text))
+        if hook:
+            hook("segments", len(scored), len(segments))
+    parameters = options.as_parameters()
+    if transcriber is not None:
+        info = transcriber.info
+        parameters += (("transcription_model", info.repo), ("transcription_revision", info.revision),
+                       ("transcription_language", info.language or "auto"))
+    if options.segmentation == "diarization" and callable(getattr(segmenter, "info", None)):
+        parameters += (("diarization_revision", segmenter.info().get("revision")),)
+    shots = tuple(getattr(segmenter, "shots_s", ()) or ())
+    return VoiceAnalysis(media=_media_dict(audio), segments=tuple(scored), model=model.info,
+                         segmentation_mode=options.segmentation, parameters=parameters, shots_s=shots)
