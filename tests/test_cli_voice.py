@@ -85,3 +85,19 @@ def test_diarization_gives_speaker_segments_and_rttm(two_voice_video, voice_hub_
         sum(s["end_time"] - s["start_time"] for s in segments), abs=1e-2)
     captions = list(webvtt.read(str(out / "two_voices.vtt")))
     assert [c.voice for c in captions] == [s["speaker_id"] for s in segments]
+
+
+def test_transcribe_adds_each_segments_text(two_voices, voice_hub_cache, tmp_path):
+    from asr_replica import build_tiny_whisper_asr
+
+    build_tiny_whisper_asr(voice_hub_cache)  # openai/whisper-small, tiny and random, with a real tokenizer
+    out = tmp_path / "transcribed"
+    run("annotate", two_voices.path, "--segmentation", "vad", "--transcribe", "--language", "en", "-f", "json",
+        "-f", "webvtt", "-o", out, "-q", check=True)
+    document = json.loads((out / "two_voices.voice.json").read_text())
+    texts = [s["transcription"] for s in document["segments"]]
+    assert len(texts) == 2 and all(isinstance(t, str) and t and "<|" not in t for t in texts)
+    assert document["parameters"]["transcription_model"] == "openai/whisper-small"
+    assert document["parameters"]["transcription_language"] == "en"
+    captions = list(webvtt.read(str(out / "two_voices.vtt")))
+    assert len(captions) == 2 and all(len(c.text.splitlines()) == 2 for c in captions)

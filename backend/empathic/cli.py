@@ -161,7 +161,7 @@ def _sources(args):
 class _ProgressBars:
     """One tqdm bar on stderr per step of the work (frames, segments, shots...)."""
 
-    UNITS = {"frames": "frame", "segments": "segment", "shots": "frame", "vad": "%"}
+    UNITS = {"frames": "frame", "segments": "segment", "transcripts": "segment", "shots": "frame", "vad": "%"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -192,6 +192,7 @@ FORMAT_TARGETS = {"coco": ("face",), "json": ("face", "voice"), "webvtt": ("voic
 def _writers(args, analyses) -> list[tuple[str, object, str]]:
     """(file suffix, writer, analysis kind) for every requested format and analysis it applies to."""
     from .exports.coco import WriteCOCO
+    from .exports.face_json import WriteFaceJSON
     from .exports.rttm import WriteRTTM
     from .exports.voice_json import WriteVoiceJSON
     from .exports.webvtt import WriteVTT
@@ -203,34 +204,23 @@ def _writers(args, analyses) -> list[tuple[str, object, str]]:
         if not kinds:
             raise CliError(f"-f {fmt} is for {' or '.join(FORMAT_TARGETS[fmt])} analysis; add "
                            f"--{FORMAT_TARGETS[fmt][0]}")
+        if fmt == "rttm" and args.segmentation != "diarization":
+            raise CliError("-f rttm lists speaker turns: it needs --segmentation diarization")
         for kind in kinds:
             if fmt == "coco":
-                chosen.append(("coco.json", WriteCOCO(args.top_k), kind))
-            elif fmt == "json" and kind == "face":
-                chosen.append(("faces.json", _FaceJSON(args.top_k), kind))
+                writer = WriteCOCO(args.top_k)
             elif fmt == "json":
-                chosen.append(("voice.json", WriteVoiceJSON(), kind))
+                writer = WriteFaceJSON(args.top_k) if kind == "face" else WriteVoiceJSON()
             elif fmt == "webvtt":
-                chosen.append(("vtt", WriteVTT(args.top_k), kind))
+                writer = WriteVTT(args.top_k)
             else:
-                if args.segmentation != "diarization":
-                    raise CliError("-f rttm lists speaker turns: it needs --segmentation diarization")
-                chosen.append(("rttm", WriteRTTM(), kind))
+                writer = WriteRTTM()
+            chosen.append((writer.extension, writer, kind))
     if len(chosen) > 1 and args.output is None:
         raise CliError(f"{len(chosen)} outputs ({', '.join(s for s, _, _ in chosen)}) need -o FOLDER")
     if len(chosen) > 1 and args.output.is_file():
         raise CliError(f"{args.output}: is a file; with several outputs -o names a folder")
     return chosen
-
-
-class _FaceJSON:
-    def __init__(self, top_k: int):
-        self.top_k = top_k
-
-    def render(self, analysis) -> str:
-        import json
-
-        return json.dumps(analysis.to_dict(self.top_k), indent=2, ensure_ascii=False) + "\n"
 
 
 def _wanted_analyses(args, probed) -> tuple[bool, bool]:
@@ -263,31 +253,24 @@ def _probe_video(path: Path):
 
 
 def _voice_options(args):
+    from .segments.diarization import DiarizationOptions
     from .segments.fixed import WindowOptions
+    from .segments.scene import ShotOptions
     from .segments.vad import VadOptions
     from .voice_analysis import VoiceAnalysisOptions
 
-    mode = args.segmentation
     minimum = args.min_segment_duration
     windows = WindowOptions(pps=args.voice_pps or args.pps or 0.2, overlap_s=args.segment_overlap,
                             min_duration_s=1.0 if minimum is None else minimum,
                             max_duration_s=args.max_segment_duration)
     vad = VadOptions(threshold=args.vad_threshold, min_duration_s=0.5 if minimum is None else minimum,
                      max_duration_s=args.max_segment_duration)
-    diarization = shots = None
-    if mode == "diarization":
-        from .segments.diarization import DiarizationOptions
-
-        extra = {"pipeline": args.diarization_pipeline} if args.diarization_pipeline else {}
-        diarization = DiarizationOptions(
-            num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers,
-            min_duration_s=0.5 if minimum is None else minimum, max_duration_s=args.max_segment_duration,
-            **extra)
-    if mode == "scene":
-        from .segments.scene import ShotOptions
-
-        shots = ShotOptions(**({} if args.scene_threshold is None else {"threshold": args.scene_threshold}))
-    return VoiceAnalysisOptions(segmentation=mode, windows=windows, vad=vad, diarization=diarization,
+    extra = {"pipeline": args.diarization_pipeline} if args.diarization_pipeline else {}
+    diarization = DiarizationOptions(
+        num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers,
+        min_duration_s=0.5 if minimum is None else minimum, max_duration_s=args.max_segment_duration, **extra)
+    shots = ShotOptions(**({} if args.scene_threshold is None else {"threshold": args.scene_threshold}))
+    return VoiceAnalysisOptions(segmentation=args.segmentation, windows=windows, vad=vad, diarization=diarization,
                                 shots=shots)
 
 
@@ -297,7 +280,7 @@ def _annotate(args) -> int:
 
     probed = _probe_video(args.input)
     face, voice = _wanted_analyses(args, probed)
-    writers = _writers(args, {"face"} if face and not voice else {"voice"} if not face else {"face", "voice"})
+    writers = _writers(args, {kind for kind, wanted in (("face", face), ("voice", voice)) if wanted})
     # Every setting, the media and the device are checked before any model is loaded.
     runtime = make_runtime(args.device, args.precision, args.batch_size)
     face_options = detector = voice_options = audio = segmenter = None

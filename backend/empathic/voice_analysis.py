@@ -11,10 +11,12 @@ from pathlib import Path
 
 from .audio import AudioClip, decode_audio
 from .face_analysis import ProgressHook
-from .models.voice import VoiceEmotionModel
+from .models.voice import SEGMENTS_PER_HEAD_PASS, VoiceEmotionModel
 from .results import VoiceAnalysis, VoiceSegment
 from .segments import Segment, Segmenter
+from .segments.diarization import DiarizationOptions, DiarizationSegmenter
 from .segments.fixed import FixedSegmenter, WindowOptions
+from .segments.scene import SceneSegmenter, ShotOptions
 from .segments.vad import VadOptions, VadSegmenter
 
 SEGMENTATION_MODES = ("fixed", "vad", "diarization", "scene")
@@ -25,8 +27,8 @@ class VoiceAnalysisOptions:
     segmentation: str = "fixed"
     windows: WindowOptions = field(default_factory=WindowOptions)  # fixed, and inside scene shots
     vad: VadOptions = field(default_factory=VadOptions)
-    diarization: object | None = None  # segments.diarization.DiarizationOptions (imported lazily)
-    shots: object | None = None  # segments.scene.ShotOptions
+    diarization: DiarizationOptions = field(default_factory=DiarizationOptions)
+    shots: ShotOptions = field(default_factory=ShotOptions)  # cut detection, for scene
 
     def __post_init__(self):
         if self.segmentation not in SEGMENTATION_MODES:
@@ -43,9 +45,9 @@ class VoiceAnalysisOptions:
                          "max_segment_duration": self.windows.max_duration_s})
         if mode == "vad":
             flat.update({f"vad_{k}": v for k, v in asdict(self.vad).items()})
-        if mode == "diarization" and self.diarization is not None:
+        if mode == "diarization":
             flat.update({f"diarization_{k}": v for k, v in asdict(self.diarization).items()})
-        if mode == "scene" and self.shots is not None:
+        if mode == "scene":
             flat.update({f"scene_{k}": v for k, v in asdict(self.shots).items()})
         return tuple(flat.items())
 
@@ -58,15 +60,10 @@ def make_segmenter(options: VoiceAnalysisOptions, media_path: str | Path | None 
     if mode == "vad":
         return VadSegmenter(options.vad, hook=hook)
     if mode == "diarization":
-        from .segments.diarization import DiarizationOptions, DiarizationSegmenter
-
-        return DiarizationSegmenter(options.diarization or DiarizationOptions(), sources=sources,
-                                    device=device)
-    from .segments.scene import SceneSegmenter, ShotOptions
-
+        return DiarizationSegmenter(options.diarization, sources=sources, device=device)
     if media_path is None:
         raise ValueError("scene segmentation needs the video file")
-    return SceneSegmenter(media_path, options.windows, options.shots or ShotOptions(), hook=hook)
+    return SceneSegmenter(media_path, options.windows, options.shots, hook=hook)
 
 
 def _media_dict(audio: AudioClip) -> dict:
@@ -84,20 +81,30 @@ def analyze_voice(path: str | Path, model: VoiceEmotionModel,
     audio = audio if audio is not None else decode_audio(path)
     segmenter = segmenter or make_segmenter(options, path, device=str(model.runtime.device), hook=hook)
     segments: list[Segment] = segmenter.segment(audio)
-    batch_size = model.runtime.batch_size
+    group_size = max(SEGMENTS_PER_HEAD_PASS, model.runtime.batch_size)
     scored: list[VoiceSegment] = []
+    encoded = 0
+
+    def report(count: int) -> None:
+        nonlocal encoded
+        encoded += count
+        if hook:
+            hook("segments", encoded, len(segments))
+
     if hook:
         hook("segments", 0, len(segments))
-    for first in range(0, len(segments), batch_size):
-        batch = segments[first:first + batch_size]
-        clips = [audio.window(s.start_s, s.end_s) for s in batch]
-        rows = model.score(model.raw_scores(clips))
-        texts = transcriber.transcribe(clips) if transcriber is not None else [None] * len(batch)
-        for offset, (segment, (emotions, attributes), text) in enumerate(zip(batch, rows, texts)):
+    for first in range(0, len(segments), group_size):
+        group = segments[first:first + group_size]
+        clips = [audio.window(s.start_s, s.end_s) for s in group]
+        rows = model.score(model.raw_scores(clips, on_encoded=report))
+        texts = [None] * len(group)
+        if transcriber is not None:
+            texts = transcriber.transcribe(clips)
+            if hook:
+                hook("transcripts", first + len(group), len(segments))
+        for offset, (segment, (emotions, attributes), text) in enumerate(zip(group, rows, texts)):
             scored.append(VoiceSegment(first + offset, segment.start_s, segment.end_s, segment.speaker,
                                        emotions, attributes, text))
-        if hook:
-            hook("segments", len(scored), len(segments))
     parameters = options.as_parameters()
     if transcriber is not None:
         info = transcriber.info

@@ -7,6 +7,7 @@ to 30 s -> encoder ``last_hidden_state`` [B, 1500, d_model], not pooled, flatten
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from .heads import FusedHeads
 from .runtime import Runtime
 
 WINDOW_S = 30.0  # one Whisper input window
+SEGMENTS_PER_HEAD_PASS = 64  # segments sharing one read of the head weights (see raw_scores)
 DEFAULT_ENCODER = "emowhisper"
 # Some Whisper fine-tunes publish only PyTorch pickles; transformers prefers safetensors if both.
 ENCODER_PATTERNS = BACKBONE_PATTERNS + ("pytorch_model.bin",)
@@ -119,10 +121,23 @@ class VoiceEmotionModel:
         require_files(files.encoder, ("config.json", "preprocessor_config.json"), command)
         return cls(spec, encoder_ref, files, runtime)
 
-    def raw_scores(self, clips: list[np.ndarray]) -> np.ndarray:
-        """[B, 40 + attributes] raw head outputs for a batch of clips."""
-        states = self.embedder.embed(self.embedder.features(clips))
-        return self.heads(states).cpu().numpy()
+    def raw_scores(self, clips: list[np.ndarray],
+                   on_encoded: Callable[[int], None] | None = None) -> np.ndarray:
+        """[B, 40 + attributes] raw head outputs for a group of clips.
+
+        The encoder runs on chunks of the runtime's batch size; the heads run once over the whole
+        group. The heads are memory-bound (16 GB of weights read per pass on CPU), so one pass over
+        64 segments costs little more than over 8 (measured 4.6x less per segment on CPU).
+        ``on_encoded(n)`` is called after each encoder chunk of n clips.
+        """
+        step = self.runtime.batch_size
+        states = []
+        for first in range(0, len(clips), step):
+            chunk = clips[first:first + step]
+            states.append(self.embedder.embed(self.embedder.features(chunk)))
+            if on_encoded is not None:
+                on_encoded(len(chunk))
+        return self.heads(torch.cat(states)).cpu().numpy()
 
     def score(self, raw: np.ndarray) -> list[tuple[tuple[EmotionScore, ...], tuple[tuple[str, float], ...]]]:
         # No neutral statistics exist for voice: intensity equals raw.
