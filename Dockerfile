@@ -1,6 +1,6 @@
 # GPU image for the CLI (and, later, the Label Studio backend).
 #   docker build -t empathic .
-#   docker build -t empathic --build-arg PRELOAD_MODELS="--face small" .   # bake weights in
+#   docker build -t empathic --build-arg PRELOAD_MODELS="--face small --voice small" .   # bake weights in
 #   docker run --gpus all -v "$PWD:/data" empathic annotate /data/clip.mp4 -o /data/clip.coco.json
 # PyTorch's wheels bring their own CUDA libraries; the host needs only the NVIDIA driver and the
 # NVIDIA container toolkit. Without a GPU the same image runs on the CPU.

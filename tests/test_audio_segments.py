@@ -1,5 +1,6 @@
 """Audio decoding at 16 kHz mono, and the fixed and VAD segmentations on real synthesised speech."""
 
+import subprocess
 import wave
 
 import numpy as np
@@ -47,6 +48,19 @@ def test_the_sound_of_a_video_matches_its_source(two_voices, two_voice_video):
     n = min(len(wav), len(from_video))
     correlation = np.corrcoef(wav[:n], from_video[:n])[0, 1]
     assert correlation > 0.95  # AAC is lossy, but aligned in time and level
+
+
+def test_audio_that_starts_late_in_a_video_keeps_the_video_clock(two_voices, tmp_path):
+    late = tmp_path / "late.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=160x120:rate=25:duration=6",
+                    "-itsoffset", "0.5", "-i", str(two_voices.path), "-c:v", "libx264", "-preset", "ultrafast",
+                    "-pix_fmt", "yuv420p", "-c:a", "aac", "-t", "6", str(late)], check=True)
+
+    def onset_s(samples):
+        return np.flatnonzero(np.abs(samples) > 0.01)[0] / SAMPLE_RATE
+
+    shifted = decode_audio(late).samples
+    assert onset_s(shifted) == pytest.approx(onset_s(decode_audio(two_voices.path).samples) + 0.5, abs=0.005)
 
 
 def test_a_video_without_sound_gets_a_clear_message(media_dir):

@@ -1,8 +1,12 @@
 """Reading the sound of an audio or video file as 16 kHz mono float32 samples.
 
 As LAION's voice code (librosa) does: every channel averaged into one, resampled to 16 kHz, and no
-gain normalisation (the Whisper log-mel features depend on the level). The samples start at the
-audio stream's start time; the whole track is held in memory (an hour is 230 MB).
+gain normalisation (the Whisper log-mel features depend on the level). The whole track is held in
+memory (an hour is 230 MB).
+
+Time 0 of the samples is time 0 of the media's frame times: the video stream's start where there is
+a video stream (so voice segments and face frames share one clock), else the audio stream's. Audio
+that starts later is preceded by silence; audio that starts earlier is trimmed.
 """
 
 from __future__ import annotations
@@ -55,14 +59,15 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioClip:
             raise MediaError(f"{path}: has no audio stream (a {kind} without sound), so there is no "
                              f"voice to analyse")
         stream = container.streams.audio[0]
+        origin_s = _start_s(container.streams.video[0] if container.streams.video else stream)
         channels = stream.codec_context.channels or 1
         resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=sample_rate)
         chunks: list[np.ndarray] = []
-        leading_gap_s = None
+        offset_s = None
         try:
             for frame in container.decode(stream):
-                if leading_gap_s is None:
-                    leading_gap_s = _leading_gap(frame, stream)
+                if offset_s is None:
+                    offset_s = _frame_start_s(frame, stream) - origin_s
                 for out in resampler.resample(frame):
                     chunks.append(out.to_ndarray())
             for out in resampler.resample(None):
@@ -75,14 +80,22 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioClip:
         raise MediaError(f"{path}: the audio stream holds no samples")
     # Average of the channels, as librosa's to_mono; float64 sum keeps it exact to float32.
     samples = np.concatenate(chunks, axis=1).astype(np.float64).mean(axis=0).astype(np.float32)
-    if leading_gap_s:
-        # The first samples are later than the stream start: silence keeps times aligned.
-        samples = np.concatenate([np.zeros(int(round(leading_gap_s * sample_rate)), np.float32), samples])
+    shift = int(round((offset_s or 0.0) * sample_rate))
+    if shift > 0:
+        samples = np.concatenate([np.zeros(shift, np.float32), samples])
+    elif shift < 0:
+        samples = samples[-shift:]
     return AudioClip(samples, sample_rate, str(path), channels, stream.codec_context.sample_rate or 0)
 
 
-def _leading_gap(frame, stream) -> float:
-    if frame.pts is None or stream.start_time is None or frame.time_base is None:
+def _start_s(stream) -> float:
+    if stream.start_time is None or stream.time_base is None:
         return 0.0
-    gap = float((frame.pts - stream.start_time) * frame.time_base)
-    return gap if gap > 0 else 0.0
+    return float(stream.start_time * stream.time_base)
+
+
+def _frame_start_s(frame, stream) -> float:
+    """Presentation time of the first decoded audio frame (the stream start when unknown)."""
+    if frame.pts is None or frame.time_base is None:
+        return _start_s(stream)
+    return float(frame.pts * frame.time_base)
