@@ -172,3 +172,13 @@ def test_overlapping_turns_become_exclusive():
 def test_close_turns_of_one_speaker_merge_across_flicker():
     turns = [(0.0, 1.0, "A"), (1.0, 1.02, "B"), (1.05, 2.0, "A"), (2.6, 3.0, "A"), (3.0, 4.0, "B")]
     assert _merge_close(turns, 0.25) == [(0.0, 2.0, "A"), (2.6, 3.0, "A"), (3.0, 4.0, "B")]
+
+
+def test_progress_of_each_pyannote_step_reaches_the_hook(pipeline_dir, two_voices):
+    calls = []
+    DiarizationSegmenter(DiarizationOptions(pipeline=str(pipeline_dir)),
+                         hook=lambda *call: calls.append(call)).segment(two_voices)
+    steps = {step for step, _, _ in calls}
+    assert "diarization segmentation" in steps
+    last = {step: (done, total) for step, done, total in calls}
+    assert all(done == total and total > 0 for done, total in last.values())

@@ -60,7 +60,7 @@ def make_segmenter(options: VoiceAnalysisOptions, media_path: str | Path | None 
     if mode == "vad":
         return VadSegmenter(options.vad, hook=hook)
     if mode == "diarization":
-        return DiarizationSegmenter(options.diarization, sources=sources, device=device)
+        return DiarizationSegmenter(options.diarization, sources=sources, device=device, hook=hook)
     if media_path is None:
         raise ValueError("scene segmentation needs the video file")
     return SceneSegmenter(media_path, options.windows, options.shots, hook=hook)

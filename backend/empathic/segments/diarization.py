@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,8 +75,10 @@ class DiarizationOptions:
 
 class DiarizationSegmenter:
     def __init__(self, options: DiarizationOptions = DiarizationOptions(),
-                 sources: WeightSources | None = None, device: str | torch.device = "cpu"):
+                 sources: WeightSources | None = None, device: str | torch.device = "cpu",
+                 hook: Callable[[str, int, "int | None"], None] | None = None):
         self.options = options
+        self.hook = hook
         self.sources = sources or WeightSources()
         self.device = torch.device(device)
         self._pipeline = None
@@ -102,6 +105,7 @@ class DiarizationSegmenter:
                 num_speakers=self.options.num_speakers,
                 min_speakers=self.options.min_speakers,
                 max_speakers=self.options.max_speakers,
+                hook=self._pyannote_hook() if self.hook else None,
             )
         # pyannote 4 returns DiarizeOutput; a pyannote 3 (or legacy=True) pipeline an Annotation.
         exclusive = getattr(output, "exclusive_speaker_diarization", None)
@@ -113,6 +117,16 @@ class DiarizationSegmenter:
                 turns.append((start, end, _speaker_name(label)))
         segments = [Segment(a, b, s) for a, b, s in _merge_close(_one_at_a_time(turns), MERGE_GAP_S)]
         return finalize(segments, self.options.min_duration_s, self.options.max_duration_s)
+
+    def _pyannote_hook(self):
+        """pyannote reports each step (segmentation, embeddings...) as completed of total batches."""
+        hook = self.hook
+
+        def report(step_name, step_artifact, file=None, total=None, completed=None):
+            if total is not None and completed is not None:
+                hook(f"diarization {step_name}", int(completed), int(total))
+
+        return report
 
     def _load(self):
         if self._pipeline is not None:
