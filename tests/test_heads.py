@@ -74,3 +74,14 @@ def test_heads_of_different_shapes_cannot_be_fused():
     b = parse_mlp_state_dict(FaceMLP(16, [4]).state_dict())
     with pytest.raises(HeadFormatError, match="differ in architecture"):
         FusedHeads([a, b])
+
+
+def test_streamed_heads_equal_a_list_and_the_announced_count_is_checked():
+    heads = _random_heads(lambda: FullEmbeddingMLP(40, 4, 8, [8, 4, 2]), 3)
+    states = [parse_mlp_state_dict(h.state_dict()) for h in heads]
+    x = torch.randn(5, 40, 4)
+    torch.testing.assert_close(FusedHeads(iter(states), num_heads=3)(x), FusedHeads(states)(x))
+    with pytest.raises(HeadFormatError, match="expected 4 heads, got 3"):
+        FusedHeads(iter(states), num_heads=4)
+    with pytest.raises(HeadFormatError, match="more than the 2 heads"):
+        FusedHeads(iter(states), num_heads=2)
