@@ -43,6 +43,13 @@ def test_samples_follow_pps_and_carry_the_right_frame(numbered_cfr, pps):
         assert sample.rgb.shape == (360, 640, 3) and sample.rgb.dtype == np.uint8
 
 
+def test_a_sample_on_a_frame_boundary_takes_that_frame(media_dir):
+    # At 25 fps (time base 1/12800), 7 / 5 is one ulp below frame 35's time 17920 / 12800.
+    path = numbered_video(media_dir / "numbered25.mp4", 50, fps=25, gop=25)
+    frames = [s.frame_index for s in sample_frames(path, 5.0)]
+    assert frames == [5 * k for k in range(10)]
+
+
 def test_variable_frame_rate_uses_presentation_times(media_dir):
     rng = np.random.default_rng(3)
     times = np.round(np.cumsum(np.r_[0.0, rng.uniform(0.02, 0.4, 59)]), 3)

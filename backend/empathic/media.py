@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+TIME_TOLERANCE_S = 1e-6  # far below any frame duration, far above floating-point error
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 
 
@@ -71,7 +72,9 @@ def plan_samples(times_s: np.ndarray, end_s: float, pps: float) -> list[int]:
         target = k / pps
         if target >= end_s and k > 0:
             break
-        index = max(0, int(np.searchsorted(times_s, target, side="right")) - 1)
+        # A microsecond of slack: k / pps and a frame's pts * time_base can land one ulp apart
+        # (7 / 5 < 35 * 512 / 12800 in floating point), which would pick the frame before.
+        index = max(0, int(np.searchsorted(times_s, target + TIME_TOLERANCE_S, side="right")) - 1)
         if not chosen or chosen[-1] != index:
             chosen.append(index)
         k += 1

@@ -1,0 +1,96 @@
+"""One Label Studio prediction for one task, from the task's cached or fresh analyses."""
+
+from __future__ import annotations
+
+import logging
+
+from ..results import FaceAnalysis, VoiceAnalysis
+from .config import ObjectPlan, ProjectPlan
+from .regions import (FrameClock, audio_segments, mean_label_scores, per_region_choices, timeline_labels,
+                      track_region_id, tracks_of, video_rectangles)
+
+log = logging.getLogger(__name__)
+
+LABEL_STUDIO_DEFAULT_FPS = 24.0  # the Video tag's frameRate when the config gives none
+
+
+class PredictionError(ValueError):
+    """A task cannot be turned into a prediction (bad frameRate field, missing analysis)."""
+
+
+def frame_rate(video: ObjectPlan, task_data: dict, file_fps: float | None) -> float:
+    """The Video tag's frame rate: a literal, a ``$field`` of the task, or Label Studio's default."""
+    text = video.frame_rate
+    if text and text.startswith("$"):
+        raw = task_data.get(text[1:])
+        if raw is None:
+            raise PredictionError(f"the Video tag's frameRate reads task field {text[1:]!r}, which this "
+                                  f"task does not have")
+    else:
+        raw = text if text else LABEL_STUDIO_DEFAULT_FPS
+    try:
+        fps = float(raw)
+    except (TypeError, ValueError):
+        raise PredictionError(f"frameRate {raw!r} is not a number") from None
+    if not fps > 0:
+        raise PredictionError(f"frameRate must be > 0, got {fps}")
+    if file_fps and abs(fps - file_fps) > 0.01 * file_fps:
+        log.warning("the Video tag's frame rate %.3f differs from the file's %.3f; frames follow the tag, "
+                    "as Label Studio's player does (set frameRate to match, or re-encode at constant rate)",
+                    fps, file_fps)
+    return fps
+
+
+def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict, pps: float) -> list[dict]:
+    clock = FrameClock(frame_rate(video, task_data, face.media.get("average_fps")), face.media["duration_s"])
+    results: list[dict] = []
+    rectangle = video.control("videorectangle")
+    track_label = video.control("labels")
+    if rectangle is not None:
+        results += video_rectangles(face, rectangle, clock, track_label)
+        for control in video.controls:
+            if control.type == "choices" and control.per_region:
+                for track_id, observations in tracks_of(face).items():
+                    results.append(per_region_choices(control, track_region_id(track_id), observations))
+    timeline = video.control("timelinelabels")
+    if timeline is not None:
+        results += timeline_labels(face, timeline, clock, pps)
+    for control in video.controls:
+        if control.type == "choices" and not control.per_region and face.faces:
+            results.append(_clip_choices(control, mean_label_scores(control.mapping, list(face.faces))))
+    return results
+
+
+def audio_results(audio: ObjectPlan, voice: VoiceAnalysis) -> list[dict]:
+    results = audio_segments(voice, audio)
+    for control in audio.controls:
+        if control.type == "choices" and not control.per_region and voice.segments:
+            results.append(_clip_choices(control, mean_label_scores(control.mapping, list(voice.segments))))
+    return results
+
+
+def _clip_choices(control, scored) -> dict:
+    from .regions import choose
+
+    chosen = choose(scored, control)
+    return {"id": f"clip-{control.name}", "from_name": control.name, "to_name": control.to_name,
+            "type": "choices", "origin": "prediction", "score": round(chosen[0][1], 6),
+            "value": {"choices": [label for label, _ in chosen]}}
+
+
+def build_prediction(plan: ProjectPlan, task_data: dict, model_version: str, face: FaceAnalysis | None = None,
+                     voice: VoiceAnalysis | None = None, face_pps: float = 1.0) -> dict:
+    """``{"model_version", "score", "result"}``; the score is the mean of the region scores."""
+    results: list[dict] = []
+    video, audio = plan.video(), plan.audio()
+    if video is not None:
+        if face is None:
+            raise PredictionError("the config has a Video to fill but no face analysis was made")
+        results += video_results(video, face, task_data, face_pps)
+    if audio is not None:
+        if voice is None:
+            raise PredictionError("the config has an Audio to fill but no voice analysis was made")
+        results += audio_results(audio, voice)
+    scores = [r["score"] for r in results if "score" in r]
+    return {"model_version": model_version, "score": round(sum(scores) / len(scores), 6) if scores else 0.0,
+            "result": results}

@@ -1,0 +1,219 @@
+"""Analyses -> Label Studio prediction results, one converter per tag.
+
+Time conversion lives here and only here: Label Studio counts video frames from 1 with the frame
+rate of its Video tag, so a time t falls in frame floor(t * fps) + 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..results import FaceAnalysis, FaceObservation, VoiceAnalysis, VoiceSegment
+from ..timeline import SmoothingOptions, smooth
+from .config import ControlPlan, ObjectPlan
+from .mapping import LabelMapping
+
+_EPS = 1e-6
+
+
+@dataclass(frozen=True)
+class FrameClock:
+    """1-based frame numbers at the Video tag's frame rate."""
+
+    fps: float
+    duration_s: float
+
+    def __post_init__(self):
+        if not self.fps > 0:
+            raise ValueError(f"frame rate must be > 0, got {self.fps}")
+
+    @property
+    def frames_count(self) -> int:
+        return max(1, int(round(self.duration_s * self.fps)))
+
+    def frame_at(self, time_s: float) -> int:
+        """The frame displayed at ``time_s``."""
+        return min(self.frames_count, max(1, int(math.floor(time_s * self.fps + _EPS)) + 1))
+
+    def last_frame_before(self, end_s: float) -> int:
+        """The last frame displayed before ``end_s`` (an exclusive end time)."""
+        return min(self.frames_count, max(1, int(math.ceil(end_s * self.fps - _EPS))))
+
+
+def _pct(value: float, size: float) -> float:
+    return round(min(100.0, max(0.0, 100.0 * value / size)), 4)
+
+
+def _shares(observation: FaceObservation | VoiceSegment) -> dict[str, float]:
+    return {e.emotion_id: e.share for e in observation.emotions}
+
+
+def mean_label_scores(mapping: LabelMapping, items) -> list[tuple[str, float]]:
+    """Labels best first by their mean score over several faces or segments."""
+    totals: dict[str, float] = defaultdict(float)
+    for item in items:
+        for label, score in mapping.scores(_shares(item)):
+            totals[label] += score
+    count = max(1, len(items))
+    order = [t.label for t in mapping.targets]
+    return sorted(((label, totals[label] / count) for label in order), key=lambda item: -item[1])
+
+
+def choose(scored: list[tuple[str, float]], control: ControlPlan) -> list[tuple[str, float]]:
+    """The best label always (an annotator corrects it), then others above the threshold, top_k in all."""
+    chosen = scored[:1] + [s for s in scored[1:] if s[1] >= control.settings.threshold]
+    return chosen[:control.settings.top_k]
+
+
+def tracks_of(face: FaceAnalysis) -> dict[int, list[FaceObservation]]:
+    tracks: dict[int, list[FaceObservation]] = defaultdict(list)
+    for observation in face.faces:
+        tracks[observation.track_id].append(observation)
+    return dict(sorted(tracks.items()))
+
+
+def track_region_id(track_id: int) -> str:
+    return f"face{track_id}"
+
+
+def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClock,
+                     label_control: ControlPlan | None) -> list[dict]:
+    """One track per face: a keyframe per sampled observation, ``enabled: false`` where the face
+    is gone (before a sample it is missing from, and at its last sample)."""
+    regions = []
+    for track_id, observations in tracks_of(face).items():
+        sequence = []
+        for i, obs in enumerate(observations):
+            frame_w, frame_h = _frame_size(face, obs)
+            following = observations[i + 1] if i + 1 < len(observations) else None
+            enabled = following is not None and following.sample_index == obs.sample_index + 1
+            frame = clock.frame_at(obs.time_s)
+            if sequence and sequence[-1]["frame"] == frame:
+                continue  # two samples in one Label Studio frame (pps above the frame rate)
+            x, y = _pct(obs.box.x, frame_w), _pct(obs.box.y, frame_h)
+            sequence.append({
+                "frame": frame, "time": round((frame - 1) / clock.fps, 6), "x": x, "y": y,
+                "width": round(min(_pct(obs.box.w, frame_w), 100.0 - x), 4),
+                "height": round(min(_pct(obs.box.h, frame_h), 100.0 - y), 4),
+                "rotation": 0, "enabled": enabled})
+        value = {"framesCount": clock.frames_count, "duration": round(face.media["duration_s"], 6),
+                 "sequence": sequence}
+        if label_control is not None:
+            value["labels"] = [_track_label(label_control, observations)]
+        regions.append({"id": track_region_id(track_id), "from_name": rectangle.name,
+                        "to_name": rectangle.to_name, "type": "videorectangle", "origin": "prediction",
+                        "score": round(float(np.mean([o.detection_confidence for o in observations])), 4),
+                        "value": value})
+    return regions
+
+
+def _frame_size(face: FaceAnalysis, observation: FaceObservation) -> tuple[float, float]:
+    return float(face.media["width"]), float(face.media["height"])
+
+
+def _track_label(label_control: ControlPlan, observations: list[FaceObservation]) -> str:
+    """The track's own label: its dominant emotion if the Labels are emotions, else the first
+    label that is not one (e.g. "Face")."""
+    mapping = label_control.mapping
+    if mapping is not None and mapping.targets:
+        return mean_label_scores(mapping, observations)[0][0]
+    return label_control.labels[0]
+
+
+def per_region_choices(control: ControlPlan, region_id: str, items, geometry: dict | None = None) -> dict:
+    chosen = choose(mean_label_scores(control.mapping, items), control)
+    return {"id": region_id, "from_name": control.name, "to_name": control.to_name, "type": "choices",
+            "origin": "prediction", "score": round(chosen[0][1], 6),
+            "value": {**(geometry or {}), "choices": [label for label, _ in chosen]}}
+
+
+def timeline_labels(face: FaceAnalysis, control: ControlPlan, clock: FrameClock, pps: float) -> list[dict]:
+    """Per face track and label: the stretches where the label's score stays on (hysteresis,
+    minimum duration), as 1-based inclusive integer frame ranges, one range per region."""
+    smoothing = SmoothingOptions(on_threshold=control.settings.threshold)
+    end_s = float(face.media["duration_s"])
+    regions = []
+    for track_id, observations in tracks_of(face).items():
+        times = np.array([o.time_s for o in observations])
+        per_label = [control.mapping.scores(_shares(o)) for o in observations]
+        for target in control.mapping.targets:
+            scores = np.array([dict(row)[target.label] for row in per_label])
+            for n, segment in enumerate(smooth(times, scores, 1.0 / pps, end_s, smoothing)):
+                start = clock.frame_at(segment.start_s)
+                end = max(start, clock.last_frame_before(segment.end_s))
+                regions.append({
+                    "id": f"{track_region_id(track_id)}-{target.label}-{n + 1}".replace(" ", "_"),
+                    "from_name": control.name, "to_name": control.to_name, "type": "timelinelabels",
+                    "origin": "prediction", "score": round(segment.mean_score, 6),
+                    "value": {"ranges": [{"start": start, "end": end}], "timelinelabels": [target.label]}})
+    return regions
+
+
+def segment_region_id(segment: VoiceSegment) -> str:
+    return f"voice{segment.segment_index + 1}"
+
+
+def audio_segments(voice: VoiceAnalysis, obj: ObjectPlan) -> list[dict]:
+    """A Labels region per voice segment (seconds), and every per-region control of the Audio."""
+    labels = next(c for c in obj.controls if c.type == "labels" and not c.per_region)
+    regions = []
+    for segment in voice.segments:
+        region_id = segment_region_id(segment)
+        span = {"start": round(segment.start_s, 6), "end": round(segment.end_s, 6), "channel": 0}
+        chosen = choose(labels.mapping.scores(_shares(segment)), labels)
+        region = {"id": region_id, "from_name": labels.name, "to_name": labels.to_name, "type": "labels",
+                  "origin": "prediction", "score": round(chosen[0][1], 6),
+                  "value": {**span, "labels": [label for label, _ in chosen]}}
+        if segment.speaker is not None:
+            region["meta"] = {"text": [segment.speaker]}
+        regions.append(region)
+        for control in obj.controls:
+            if not control.per_region:
+                continue
+            child = _per_region_child(control, region_id, segment, span)
+            if child is not None:
+                regions.append(child)
+    return regions
+
+
+def _per_region_child(control: ControlPlan, region_id: str, segment: VoiceSegment, span: dict) -> dict | None:
+    base = {"id": region_id, "from_name": control.name, "to_name": control.to_name, "origin": "prediction"}
+    if control.type == "choices":
+        return per_region_choices(control, region_id, [segment], span)
+    if control.type == "taxonomy":
+        paths = taxonomy_paths(control, segment)
+        return {**base, "type": "taxonomy", "value": {**span, "taxonomy": [list(p) for p in paths]}} if paths else None
+    if control.type == "number":
+        value = dict(segment.attributes).get(control.attribute)
+        if value is None:
+            return None
+        low, high = control.number_range
+        value = min(high, value) if high is not None else value
+        value = max(low, value) if low is not None else value
+        return {**base, "type": "number", "value": {**span, "number": round(float(value), 4)}}
+    if control.type == "textarea":
+        if not segment.transcription:
+            return None
+        return {**base, "type": "textarea", "value": {**span, "text": [segment.transcription]}}
+    return None
+
+
+def taxonomy_paths(control: ControlPlan, segment: VoiceSegment) -> list[tuple[str, ...]]:
+    """The deepest config path whose node maps to each chosen label (e.g. family -> emotion)."""
+    # Only leaves compete: a family node always scores at least as high as its own emotions.
+    leaves = {p[-1] for p in control.taxonomy_paths
+              if not any(len(q) > len(p) and q[:len(p)] == p for q in control.taxonomy_paths)}
+    mapping = LabelMapping(control.name, tuple(t for t in control.mapping.targets if t.label in leaves), ())
+    if not mapping.targets:
+        return []
+    chosen = [label for label, _ in choose(mapping.scores(_shares(segment)), control)]
+    paths = []
+    for label in chosen:
+        candidates = [p for p in control.taxonomy_paths if p[-1] == label]
+        if candidates:
+            paths.append(max(candidates, key=len))
+    return paths

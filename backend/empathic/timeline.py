@@ -1,0 +1,69 @@
+"""Turning per-sample scores into stable time segments (pure numpy, no I/O).
+
+A label switches on where its score reaches ``on_threshold`` and stays on until the score falls
+below ``on_threshold * off_ratio`` (hysteresis: a score hovering at the threshold does not flicker
+on and off); segments shorter than ``min_duration_s`` are dropped. Each sample stands for the time
+from its own timestamp to the next sample (at most ``sample_period_s``), so a face that is missing
+from some samples ends its segments there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class SmoothingOptions:
+    on_threshold: float
+    off_ratio: float = 0.7
+    min_duration_s: float = 0.5
+
+    def __post_init__(self):
+        if not 0 < self.off_ratio <= 1:
+            raise ValueError(f"off ratio must be in (0, 1], got {self.off_ratio}")
+        if self.min_duration_s < 0:
+            raise ValueError(f"minimum duration must be >= 0, got {self.min_duration_s}")
+
+
+@dataclass(frozen=True)
+class TimeSegment:
+    start_s: float
+    end_s: float
+    mean_score: float  # over the samples inside
+
+
+def sample_extents(times_s: np.ndarray, sample_period_s: float, end_s: float) -> np.ndarray:
+    """[n, 2] start and end of the time each sample stands for."""
+    times = np.asarray(times_s, dtype=np.float64)
+    ends = np.minimum(times + sample_period_s, np.append(times[1:], np.inf))
+    return np.stack([times, np.minimum(ends, end_s)], axis=1)
+
+
+def smooth(times_s: np.ndarray, scores: np.ndarray, sample_period_s: float, end_s: float,
+           options: SmoothingOptions) -> list[TimeSegment]:
+    """Segments where ``scores`` (one per sample, times ascending) is on, with hysteresis."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if len(scores) == 0:
+        return []
+    extents = sample_extents(times_s, sample_period_s, end_s)
+    off_level = options.on_threshold * options.off_ratio
+    segments: list[TimeSegment] = []
+    current: list[int] = []
+
+    def close() -> None:
+        if current:
+            start, end = extents[current[0], 0], extents[current[-1], 1]
+            if end - start + 1e-9 >= options.min_duration_s and end > start:
+                segments.append(TimeSegment(float(start), float(end), float(scores[current].mean())))
+            current.clear()
+
+    for i, score in enumerate(scores):
+        contiguous = not current or extents[current[-1], 1] >= extents[i, 0] - 1e-9
+        if current and (not contiguous or score < off_level):
+            close()
+        if current or score >= options.on_threshold:
+            current.append(i)
+    close()
+    return segments

@@ -1,0 +1,175 @@
+"""Labeling configs -> plans -> Label Studio predictions, checked by the SDK's validator and ours."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from empathic.face_analysis import FaceAnalysisOptions, analyze_faces
+from empathic.labelstudio.config import ConfigError, parse_config
+from empathic.labelstudio.mapping import (DEFAULT_THRESHOLD, UnmappableConfigError, map_labels, require_mappable,
+                                          resolve)
+from empathic.labelstudio.predictions import PredictionError, build_prediction, frame_rate
+from empathic.labelstudio.regions import FrameClock
+from empathic.segments.vad import VadOptions
+from empathic.timeline import SmoothingOptions, smooth
+from empathic.voice_analysis import VoiceAnalysisOptions, analyze_voice
+from media_factory import moving_face_video
+
+CONFIGS = Path(__file__).resolve().parents[1] / "labeling_configs"
+FACE_PPS = 5.0
+
+
+@pytest.fixture(scope="module")
+def face_analysis(media_dir, face_model_small):
+    clip, _ = moving_face_video(media_dir / "ls_two_faces.mp4", seconds=2.0, fps=25, faces=2)
+    return analyze_faces(clip, face_model_small, FaceAnalysisOptions(pps=FACE_PPS))
+
+
+@pytest.fixture(scope="module")
+def voice_analysis(two_voices, voice_model_small):
+    return analyze_voice(two_voices.path, voice_model_small, VoiceAnalysisOptions(segmentation="vad", vad=VadOptions()))
+
+
+def test_names_resolve_to_laion_emotions_and_groups():
+    assert resolve("Jealousy & Envy") == ("jealousy_envy",) == resolve("jealousy_envy")
+    assert resolve("surprise") == ("astonishment_surprise",)
+    assert resolve("Cognitive States and Processes") == ("concentration", "confusion")
+    assert len(resolve("negative")) == 16 and "sadness" in resolve("Sad") and resolve("Neutral") == ()
+    mapping = map_labels("c", {"Joy": {"predicted_values": "elation, amusement"}, "Sadness": {}, "Neutral": {}})
+    assert [(t.label, t.emotion_ids) for t in mapping.targets] == [("Joy", ("elation", "amusement")),
+                                                                   ("Sadness", ("sadness",))]
+    assert mapping.unmapped == ("Neutral",)
+    assert mapping.scores({"elation": 0.1, "amusement": 0.3, "sadness": 0.2}) == [("Joy", 0.3), ("Sadness", 0.2)]
+    with pytest.raises(UnmappableConfigError, match="'Chair'.*LAION's 40 emotions"):
+        require_mappable(map_labels("furniture", {"Chair": {}}))
+    with pytest.raises(UnmappableConfigError, match="'glee'"):
+        map_labels("c", {"Joy": {"predicted_values": "glee"}})
+
+
+def test_every_shipped_config_parses_into_a_plan():
+    plans = {p.stem: parse_config(p.read_text()) for p in CONFIGS.glob("*.xml")}
+    assert sorted(plans) == ["audio_voice", "basic_emotions", "video_face_voice", "video_faces"]
+    video = plans["video_faces"].video()
+    assert video.frame_rate == "$fps" and {c.type for c in video.controls} >= {"videorectangle", "timelinelabels"}
+    assert plans["video_faces"].video().control("choices", per_region=True).settings.top_k == 3
+    audio = plans["audio_voice"].audio()
+    assert audio.control("labels").settings.segmentation == "vad"
+    assert {c.attribute for c in audio.controls if c.type == "number"} == {"valence", "arousal"}
+    both = plans["video_face_voice"]
+    assert both.video().value_key == both.audio().value_key == "video"
+    basic = plans["basic_emotions"].video().control("labels")
+    assert [t.label for t in basic.mapping.targets] == ["Happy", "Sad", "Angry", "Fearful", "Surprised", "Disgusted"]
+
+
+def test_configs_without_anything_to_predict_are_refused_with_the_usable_names():
+    with pytest.raises(UnmappableConfigError, match=r"'Cat', 'Dog'.*Positive High-Energy Emotions"):
+        parse_config('<View><Audio name="a" value="$audio"/><Labels name="l" toName="a">'
+                     '<Label value="Cat"/><Label value="Dog"/></Labels></View>')
+    with pytest.raises(ConfigError, match="no <Video> or <Audio>"):
+        parse_config('<View><Image name="i" value="$image"/></View>')
+    with pytest.raises(ConfigError, match="not valid XML"):
+        parse_config("<View><Video")
+    with pytest.raises(ConfigError, match="model_segmentation='karaoke'"):
+        parse_config('<View><Audio name="a" value="$a"/><Labels name="l" toName="a" model_segmentation="karaoke">'
+                     '<Label value="Sadness"/></Labels></View>')
+
+
+def test_frame_clock_is_one_based_and_inclusive():
+    clock = FrameClock(25, 2.0)
+    assert clock.frames_count == 50
+    assert [clock.frame_at(t) for t in (0, 0.039, 0.04, 1.99, 5.0)] == [1, 1, 2, 50, 50]
+    assert [clock.last_frame_before(t) for t in (0.04, 0.05, 1.0, 2.0)] == [1, 2, 25, 50]
+
+
+def test_hysteresis_keeps_a_hovering_score_on_and_drops_short_blips():
+    times = np.arange(12) * 0.5
+    scores = [0, 0.06, 0.045, 0.05, 0.044, 0.06, 0.01, 0, 0.07, 0, 0, 0]  # on at 0.05, off below 0.035
+    segments = smooth(times, scores, 0.5, 6.0, SmoothingOptions(0.05, off_ratio=0.7, min_duration_s=1.0))
+    assert [(s.start_s, s.end_s) for s in segments] == [(0.5, 3.0)]
+
+
+def _check_prediction(config_text: str, prediction: dict, duration_s: float) -> None:
+    errors = LabelInterface(config_text).validate_prediction(prediction, return_errors=True)
+    assert errors in (True, []), errors
+    for region in prediction["result"]:
+        value = region["value"]
+        if region["type"] == "videorectangle":
+            frames = [k["frame"] for k in value["sequence"]]
+            assert all(isinstance(f, int) and 1 <= f <= value["framesCount"] for f in frames)
+            assert frames == sorted(set(frames)) and value["sequence"][-1]["enabled"] is False
+            for key in value["sequence"]:
+                assert 0 <= key["x"] <= 100 and 0 <= key["y"] <= 100
+                assert key["x"] + key["width"] <= 100 + 1e-9 and key["y"] + key["height"] <= 100 + 1e-9
+        if region["type"] == "timelinelabels":
+            (span,) = value["ranges"]
+            assert isinstance(span["start"], int) and isinstance(span["end"], int) and span["start"] <= span["end"]
+        if "start" in value and region["type"] != "timelinelabels":
+            assert 0 <= value["start"] < value["end"] <= duration_s + 1e-6
+    ids = [(r["id"], r["from_name"]) for r in prediction["result"]]
+    assert len(ids) == len(set(ids))
+
+
+def test_video_faces_config_gives_tracks_choices_and_timeline(face_analysis):
+    config = (CONFIGS / "video_faces.xml").read_text()
+    prediction = build_prediction(parse_config(config), {"video": "x.mp4", "fps": 25}, "emo-test", face=face_analysis,
+                                  face_pps=FACE_PPS)
+    _check_prediction(config, prediction, face_analysis.media["duration_s"])
+    by_type = {}
+    for region in prediction["result"]:
+        by_type.setdefault(region["type"], []).append(region)
+    tracks = by_type["videorectangle"]
+    assert len(tracks) == 2 and all(t["value"]["labels"] == ["Face"] for t in tracks)
+    first = tracks[0]["value"]["sequence"]
+    assert [k["frame"] for k in first] == [1 + 5 * i for i in range(10)]  # 5 samples/s of 25 fps
+    assert first[0]["enabled"] is True and first[-1]["enabled"] is False
+    track_ids = {t["id"] for t in tracks}
+    choices = by_type["choices"]
+    assert {c["id"] for c in choices} == track_ids and all(1 <= len(c["value"]["choices"]) <= 3 for c in choices)
+    assert by_type["timelinelabels"], "the tiny model's top family should hold over the clip"
+    assert 0 < prediction["score"] <= 1 and prediction["model_version"] == "emo-test"
+
+
+def test_frame_rate_comes_from_the_tag_or_the_task(face_analysis, caplog):
+    video = parse_config((CONFIGS / "video_faces.xml").read_text()).video()
+    assert frame_rate(video, {"fps": "30"}, 30.0) == 30.0
+    with pytest.raises(PredictionError, match="task field 'fps'"):
+        frame_rate(video, {}, 25.0)
+    frame_rate(video, {"fps": 24}, 25.0)
+    assert "differs from the file's 25.000" in caplog.text
+
+
+def test_audio_config_gives_segments_with_every_per_region_control(voice_analysis):
+    config = (CONFIGS / "audio_voice.xml").read_text()
+    prediction = build_prediction(parse_config(config), {"audio": "a.wav"}, "emo-test", voice=voice_analysis)
+    _check_prediction(config, prediction, voice_analysis.media["duration_s"])
+    segments = [r for r in prediction["result"] if r["type"] == "labels"]
+    assert len(segments) == len(voice_analysis.segments) == 2
+    for segment in segments:
+        children = {r["type"]: r for r in prediction["result"] if r["id"] == segment["id"] and r is not segment}
+        assert set(children) == {"choices", "taxonomy", "number"}  # no transcript was asked for
+        assert len(children["taxonomy"]["value"]["taxonomy"][0]) == 2  # family -> emotion
+        span = {k: segment["value"][k] for k in ("start", "end", "channel")}
+        assert all({k: c["value"][k] for k in span} == span for c in children.values())
+    valences = [r["value"]["number"] for r in prediction["result"] if r["from_name"] == "valence"]
+    assert all(-3 <= v <= 3 for v in valences)
+
+
+def test_face_and_voice_config_and_basic_preset(face_analysis, voice_analysis):
+    config = (CONFIGS / "video_face_voice.xml").read_text()
+    prediction = build_prediction(parse_config(config), {"video": "x.mp4"}, "v1", face=face_analysis,
+                                  voice=voice_analysis, face_pps=FACE_PPS)
+    _check_prediction(config, prediction, max(face_analysis.media["duration_s"], voice_analysis.media["duration_s"]))
+    assert {r["to_name"] for r in prediction["result"]} == {"video", "audio"}
+    basic = (CONFIGS / "basic_emotions.xml").read_text()
+    prediction = build_prediction(parse_config(basic), {"video": "x.mp4"}, "v1", face=face_analysis, face_pps=FACE_PPS)
+    _check_prediction(basic, prediction, face_analysis.media["duration_s"])
+    labels = {r["value"]["labels"][0] for r in prediction["result"] if r["type"] == "videorectangle"}
+    assert labels <= {"Happy", "Sad", "Angry", "Fearful", "Surprised", "Disgusted"}
+    (overall,) = [r for r in prediction["result"] if r["from_name"] == "overall"]
+    assert len(overall["value"]["choices"]) == 1
+
+
+def test_threshold_default_is_one_and_a_half_times_chance():
+    assert DEFAULT_THRESHOLD == pytest.approx(0.0375)
