@@ -132,6 +132,18 @@ def _build_parser() -> argparse.ArgumentParser:
     runtime.add_argument("--batch-size", type=int, default=None, help="faces or segments per model batch")
     _add_weight_options(annotate)
 
+    serve = commands.add_parser(
+        "serve", help="run the Label Studio ML backend (gunicorn)",
+        description="Serve Label Studio's ML-backend protocol. Settings come from environment variables "
+                    "(LABEL_STUDIO_URL, LABEL_STUDIO_API_KEY, REDIS_URL, ...; see the README).")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; "
+                                                          "0.0.0.0 for every interface)")
+    serve.add_argument("--port", type=int, default=9090, help="port (default 9090)")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="processes (default 1: each loads its own models, GPU memory times N)")
+    serve.add_argument("--threads", type=int, default=4, help="request threads per process (default 4)")
+    serve.add_argument("--log-level", default="info", help="debug, info (default), warning, error")
+
     models = commands.add_parser("models", help="manage model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     download = model_commands.add_parser(
@@ -357,6 +369,32 @@ def _write_outputs(args, rendered: list[tuple[str, str]]) -> None:
         log.info("wrote %s", target)
 
 
+def _serve(args) -> int:
+    from gunicorn.app.base import BaseApplication
+
+    from .labelstudio.settings import BackendSettings
+
+    BackendSettings.from_env()  # a bad setting fails here, in one line, not inside a worker
+    options = {"bind": f"{args.host}:{args.port}", "workers": args.workers, "threads": args.threads,
+               # Predictions of long media take long: Label Studio's own timeout governs.
+               "timeout": 0, "loglevel": args.log_level, "control_socket_disable": True,
+               "accesslog": "-", "errorlog": "-"}
+
+    class Server(BaseApplication):
+        def load_config(self):
+            for key, value in options.items():
+                self.cfg.set(key, value)
+
+        def load(self):
+            os.environ.setdefault("LOG_LEVEL", args.log_level.upper())
+            from .labelstudio.wsgi import app
+
+            return app
+
+    Server().run()
+    return 0
+
+
 def _download(args) -> int:
     from .hub import download_repos
     from .models.voice import ENCODER_PATTERNS
@@ -396,7 +434,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="empathic: %(levelname)s: %(message)s", stream=sys.stderr)
     if getattr(args, "offline", False):
         os.environ["HF_HUB_OFFLINE"] = "1"
-    handlers = {"annotate": _annotate, "models": _download}
+    handlers = {"annotate": _annotate, "models": _download, "serve": _serve}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -407,7 +445,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         known = ("CliError", "MediaError", "MissingWeightsError", "HeadFormatError", "NeutralStatsError",
-                 "ValueError", "FileNotFoundError")
+                 "ValueError", "FileNotFoundError", "SettingsError")
         prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
         print(f"empathic: error: {prefix}{message}", file=sys.stderr)
         return EXIT_ERROR

@@ -1,8 +1,13 @@
-"""Result types of the analyses: frozen dataclasses with ``to_dict()`` (JSON-ready, deterministic)."""
+"""Result types of the analyses: frozen dataclasses with ``to_dict()`` (JSON-ready, deterministic).
+
+``to_cache()`` / ``from_cache()`` are the other serialisation: lossless, for the result cache.
+``to_dict()`` rounds for people and exports; a cached result must come back equal to the computed one,
+so the cache document keeps every float as it is (JSON writes Python's shortest exact repr).
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from .taxonomy import EMOTIONS_BY_ID
 
@@ -10,6 +15,83 @@ from .taxonomy import EMOTIONS_BY_ID
 def _num(value: float, digits: int = 6) -> float:
     """Rounded for JSON: float32 model outputs carry no more than ~7 significant digits."""
     return round(float(value), digits)
+
+
+CACHE_FORMAT = 1
+"""Version of the cache document; bump it whenever its layout changes (old entries become misses)."""
+
+# Emotions are most of a cached result (40 per face or segment), so each is a positional row:
+# [emotion_id, raw, intensity, share, rank]. Field names per emotion would double the size.
+def _emotions_to_cache(emotions: tuple[EmotionScore, ...]) -> list[list]:
+    return [[e.emotion_id, float(e.raw), float(e.intensity), float(e.share), int(e.rank)]
+            for e in emotions]
+
+
+def _emotions_from_cache(rows: list) -> tuple[EmotionScore, ...]:
+    emotions = tuple(EmotionScore(str(i), float(raw), float(intensity), float(share), int(rank))
+                     for i, raw, intensity, share, rank in rows)
+    unknown = [e.emotion_id for e in emotions if e.emotion_id not in EMOTIONS_BY_ID]
+    if unknown:
+        raise ValueError(f"unknown emotion ids {unknown}")
+    return emotions
+
+
+def _named_floats_to_cache(pairs: tuple[tuple[str, float], ...]) -> list[list]:
+    return [[k, float(v)] for k, v in pairs]
+
+
+def _named_floats_from_cache(rows: list) -> tuple[tuple[str, float], ...]:
+    return tuple((str(k), float(v)) for k, v in rows)
+
+
+def _value_to_cache(value: object) -> object:
+    # JSON has no tuple: a list in the document always stands for a tuple in the result, so a list
+    # here could not come back equal (and has no place in frozen parameters anyway).
+    if isinstance(value, tuple):
+        return [_value_to_cache(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    raise TypeError(f"cannot cache a parameter value of type {type(value).__name__}: {value!r}")
+
+
+def _value_from_cache(value: object) -> object:
+    return tuple(_value_from_cache(v) for v in value) if isinstance(value, list) else value
+
+
+def _parameters_to_cache(parameters: tuple[tuple[str, object], ...]) -> list[list]:
+    return [[k, _value_to_cache(v)] for k, v in parameters]
+
+
+def _parameters_from_cache(rows: list) -> tuple[tuple[str, object], ...]:
+    return tuple((str(k), _value_from_cache(v)) for k, v in rows)
+
+
+def _model_to_cache(model: "ModelInfo") -> dict:
+    return {f.name: getattr(model, f.name) for f in fields(model)}
+
+
+def _model_from_cache(document: dict) -> "ModelInfo":
+    return ModelInfo(**{f.name: str(document[f.name]) for f in fields(ModelInfo)})
+
+
+def _open_cache_document(document: object, kind: str) -> dict:
+    if not isinstance(document, dict):
+        raise ValueError(f"a cached {kind} analysis must be a JSON object, got {type(document).__name__}")
+    if document.get("format") != CACHE_FORMAT:
+        raise ValueError(f"cached {kind} analysis has format {document.get('format')!r}; "
+                         f"this version reads format {CACHE_FORMAT}")
+    if document.get("kind") != kind:
+        raise ValueError(f"cached analysis is of kind {document.get('kind')!r}, expected {kind!r}")
+    return document
+
+
+def _from_cache_or_fail(kind: str, build, document: object):
+    """Any structural fault of a document becomes one ValueError that names what was read."""
+    document = _open_cache_document(document, kind)
+    try:
+        return build(document)
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise ValueError(f"corrupt cached {kind} analysis: {type(error).__name__}: {error}") from error
 
 
 @dataclass(frozen=True)
@@ -137,6 +219,47 @@ class FaceAnalysis:
             "faces": [f.to_dict(top_k) for f in self.faces],
         }
 
+    def to_cache(self) -> dict:
+        """Lossless JSON-ready document: ``FaceAnalysis.from_cache(to_cache())`` equals ``self``."""
+        return {
+            "format": CACHE_FORMAT, "kind": "face",
+            "media": dict(self.media),
+            "model": _model_to_cache(self.model),
+            "parameters": _parameters_to_cache(self.parameters),
+            "frames": [[int(f.sample_index), int(f.frame_index), float(f.time_s), int(f.width), int(f.height)]
+                       for f in self.frames],
+            "faces": [{
+                "sample_index": int(f.sample_index), "frame_index": int(f.frame_index),
+                "time_s": float(f.time_s),
+                "box": [float(f.box.x), float(f.box.y), float(f.box.w), float(f.box.h)],
+                "detection_confidence": float(f.detection_confidence), "track_id": int(f.track_id),
+                "emotions": _emotions_to_cache(f.emotions),
+                "dimensions": _named_floats_to_cache(f.dimensions),
+            } for f in self.faces],
+        }
+
+    @classmethod
+    def from_cache(cls, document: dict) -> "FaceAnalysis":
+        """Raises ValueError for a document of another format or kind, or one that is damaged."""
+        return _from_cache_or_fail("face", cls._build_from_cache, document)
+
+    @classmethod
+    def _build_from_cache(cls, document: dict) -> "FaceAnalysis":
+        return cls(
+            media=dict(document["media"]),
+            frames=tuple(FrameRecord(int(s), int(f), float(t), int(w), int(h))
+                         for s, f, t, w, h in document["frames"]),
+            faces=tuple(FaceObservation(
+                sample_index=int(f["sample_index"]), frame_index=int(f["frame_index"]),
+                time_s=float(f["time_s"]), box=Box(*(float(v) for v in f["box"])),
+                detection_confidence=float(f["detection_confidence"]), track_id=int(f["track_id"]),
+                emotions=_emotions_from_cache(f["emotions"]),
+                dimensions=_named_floats_from_cache(f["dimensions"]),
+            ) for f in document["faces"]),
+            model=_model_from_cache(document["model"]),
+            parameters=_parameters_from_cache(document["parameters"]),
+        )
+
 
 @dataclass(frozen=True)
 class VoiceSegment:
@@ -206,3 +329,46 @@ class VoiceAnalysis:
         if self.shots_s:
             document["shots"] = [_num(t) for t in self.shots_s]
         return document
+
+    def to_cache(self) -> dict:
+        """Lossless JSON-ready document: ``VoiceAnalysis.from_cache(to_cache())`` equals ``self``."""
+        return {
+            "format": CACHE_FORMAT, "kind": "voice",
+            "media": dict(self.media),
+            "model": _model_to_cache(self.model),
+            "segmentation_mode": self.segmentation_mode,
+            "parameters": _parameters_to_cache(self.parameters),
+            "shots_s": [float(t) for t in self.shots_s],
+            "segments": [{
+                "segment_index": int(s.segment_index), "start_s": float(s.start_s),
+                "end_s": float(s.end_s), "speaker": s.speaker,
+                "emotions": _emotions_to_cache(s.emotions),
+                "attributes": _named_floats_to_cache(s.attributes),
+                "transcription": s.transcription,
+            } for s in self.segments],
+        }
+
+    @classmethod
+    def from_cache(cls, document: dict) -> "VoiceAnalysis":
+        """Raises ValueError for a document of another format or kind, or one that is damaged."""
+        return _from_cache_or_fail("voice", cls._build_from_cache, document)
+
+    @classmethod
+    def _build_from_cache(cls, document: dict) -> "VoiceAnalysis":
+        def optional_text(value: object) -> str | None:
+            return None if value is None else str(value)
+
+        return cls(
+            media=dict(document["media"]),
+            segments=tuple(VoiceSegment(
+                segment_index=int(s["segment_index"]), start_s=float(s["start_s"]),
+                end_s=float(s["end_s"]), speaker=optional_text(s["speaker"]),
+                emotions=_emotions_from_cache(s["emotions"]),
+                attributes=_named_floats_from_cache(s["attributes"]),
+                transcription=optional_text(s["transcription"]),
+            ) for s in document["segments"]),
+            model=_model_from_cache(document["model"]),
+            segmentation_mode=str(document["segmentation_mode"]),
+            parameters=_parameters_from_cache(document["parameters"]),
+            shots_s=tuple(float(t) for t in document["shots_s"]),
+        )

@@ -13,13 +13,11 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
 from ..taxonomy import FACE_DIMENSIONS, VOICE_ATTRIBUTES
-from .mapping import DEFAULT_THRESHOLD, LabelMapping, UnmappableConfigError, map_labels, normalise, usable_names
+from .mapping import (DEFAULT_THRESHOLD, ConfigError, LabelMapping, UnmappableConfigError, map_labels, normalise,
+                      usable_names)
 
 SEGMENTATIONS = ("fixed", "vad", "diarization", "scene")
-
-
-class ConfigError(ValueError):
-    """The labeling config cannot be served by this backend."""
+__all__ = ["ConfigError", "ControlPlan", "ControlSettings", "ObjectPlan", "ProjectPlan", "parse_config"]
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,11 @@ from ..taxonomy import EMOTIONS, FAMILIES, NEGATIVE_HIGH, NEGATIVE_LOW, POSITIVE
 DEFAULT_THRESHOLD = 1.5 / len(EMOTIONS)  # LAION's "1.5 x uniform chance" over the 40 emotions
 
 
-class UnmappableConfigError(ValueError):
+class ConfigError(ValueError):
+    """The labeling config cannot be served by this backend."""
+
+
+class UnmappableConfigError(ConfigError):
     """No label of a control can be mapped onto LAION's emotions."""
 
 

@@ -113,13 +113,19 @@ class FaceEmotionModel:
             self.neutral = load_neutral_means(files.heads.path / spec.neutral.file_name, spec.neutral,
                                               head_files)
         self.dimension_ids = tuple(d.id for d in spec.dimensions)
-        self.info = ModelInfo(
+        self.info = self.describe(spec, files, runtime)
+
+    @staticmethod
+    def describe(spec: HeadSet, files: LoadedFiles, runtime: Runtime) -> ModelInfo:
+        """What a loaded model will record, known without loading it (cache keys need it)."""
+        return ModelInfo(
             modality="face", model_size=spec.size, repo=spec.repo.repo_id, revision=files.heads.commit,
             requested_revision=spec.repo.revision, backbone_repo=spec.backbone.repo_id,
             backbone_revision=files.backbone.commit, precision=runtime.precision_name)
 
-    @classmethod
-    def load(cls, size: str, sources: WeightSources, runtime: Runtime) -> "FaceEmotionModel":
+    @staticmethod
+    def locate(size: str, sources: WeightSources) -> tuple[HeadSet, LoadedFiles]:
+        """The weights' folders and commits, or MissingWeightsError naming what to fetch."""
         spec = face_model(size)
         command = fetch_command("face", size)
         repos = resolve_repos({spec.repo: spec.download_patterns(), spec.backbone: BACKBONE_PATTERNS},
@@ -127,7 +133,11 @@ class FaceEmotionModel:
         files = LoadedFiles(repos[spec.repo], repos[spec.backbone])
         require_files(files.heads, spec.download_patterns(), command)
         require_files(files.backbone, ("config.json", "preprocessor_config.json"), command)
-        return cls(spec, files, runtime)
+        return spec, files
+
+    @classmethod
+    def load(cls, size: str, sources: WeightSources, runtime: Runtime) -> "FaceEmotionModel":
+        return cls(*cls.locate(size, sources), runtime)
 
     def preprocess(self, rgb_images: list[np.ndarray]) -> torch.Tensor:
         return self.embedder.preprocess(rgb_images)

@@ -102,7 +102,12 @@ class VoiceEmotionModel:
                 f"{spec.repo.repo_id} heads take {self.heads.input_size} inputs but {encoder_ref.repo_id} "
                 f"gives {self.embedder.positions} x {self.embedder.d_model} = {expected}")
         self.attribute_ids = tuple(d.id for d in spec.dimensions)
-        self.info = ModelInfo(
+        self.info = self.describe(spec, encoder_ref, files, runtime)
+
+    @staticmethod
+    def describe(spec: HeadSet, encoder_ref: RepoRef, files: LoadedFiles, runtime: Runtime) -> ModelInfo:
+        """What a loaded model will record, known without loading it (cache keys need it)."""
+        return ModelInfo(
             modality="voice", model_size=spec.size, repo=spec.repo.repo_id, revision=files.heads.commit,
             requested_revision=spec.repo.revision, backbone_repo=encoder_ref.repo_id,
             backbone_revision=files.encoder.commit, precision=runtime.precision_name)
@@ -110,6 +115,12 @@ class VoiceEmotionModel:
     @classmethod
     def load(cls, size: str, sources: WeightSources, runtime: Runtime,
              encoder: str = DEFAULT_ENCODER) -> "VoiceEmotionModel":
+        return cls(*cls.locate(size, sources, encoder), runtime)
+
+    @staticmethod
+    def locate(size: str, sources: WeightSources, encoder: str = DEFAULT_ENCODER
+               ) -> tuple[HeadSet, RepoRef, LoadedFiles]:
+        """The weights' folders and commits, or MissingWeightsError naming what to fetch."""
         spec = voice_model(size)
         encoder_ref = voice_encoder(encoder)
         command = fetch_command("voice", size) + ("" if encoder == DEFAULT_ENCODER else
@@ -119,7 +130,7 @@ class VoiceEmotionModel:
         files = LoadedFiles(repos[spec.repo], repos[encoder_ref])
         require_files(files.heads, spec.download_patterns(), command)
         require_files(files.encoder, ("config.json", "preprocessor_config.json"), command)
-        return cls(spec, encoder_ref, files, runtime)
+        return spec, encoder_ref, files
 
     def raw_scores(self, clips: list[np.ndarray],
                    on_encoded: Callable[[int], None] | None = None) -> np.ndarray:

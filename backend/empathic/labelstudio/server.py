@@ -1,0 +1,125 @@
+"""Label Studio's ML-backend wire protocol on Flask (the JSON shapes of upstream's server).
+
+GET /, /health (always fast), POST /setup (parses the config; never loads a model), POST /predict,
+POST /webhook (retrains nothing), GET /metrics (Prometheus text), GET /versions. HTTP basic auth
+when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.
+"""
+
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import time
+
+from flask import Flask, Response, jsonify, request
+
+from .backend import EmpathicBackend
+from .config import ConfigError
+from .service import AnalysisService
+
+log = logging.getLogger(__name__)
+
+TRAIN_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "START_TRAINING")
+
+
+def _project_id(value) -> str:
+    # Label Studio sends "<id>.<created timestamp>"
+    return str(value).split(".", 1)[0] if value is not None else ""
+
+
+def create_app(service: AnalysisService) -> Flask:
+    app = Flask("empathic")
+    settings = service.settings
+    extra_params: dict[str, str] = {}
+
+    @app.before_request
+    def basic_auth():
+        if not (settings.basic_auth_user and settings.basic_auth_pass):
+            return None
+        auth = request.authorization
+        if (auth is None or not hmac.compare_digest(auth.username or "", settings.basic_auth_user)
+                or not hmac.compare_digest(auth.password or "", settings.basic_auth_pass)):
+            return Response("authentication required", 401, {"WWW-Authenticate": 'Basic realm="empathic"'})
+        return None
+
+    @app.get("/")
+    @app.get("/health")
+    def health():
+        return jsonify(status="UP", model_class=EmpathicBackend.__name__, model_version=settings.model_version)
+
+    @app.post("/setup")
+    def setup():
+        body = request.get_json(silent=True) or {}
+        project = _project_id(body.get("project"))
+        try:
+            EmpathicBackend(service, project, body.get("schema"))
+        except ConfigError as exc:
+            return jsonify(status="error", error=str(exc)), 400
+        if body.get("extra_params") is not None:
+            # Kept as text: upstream's server failed with a 500 on a JSON object here.
+            extra = body["extra_params"]
+            extra_params[project] = extra if isinstance(extra, str) else json.dumps(extra)
+        return jsonify(model_version=settings.model_version)
+
+    @app.post("/predict")
+    def predict():
+        body = request.get_json(silent=True) or {}
+        tasks = body.get("tasks") or []
+        params = dict(body.get("params") or {})
+        context = params.pop("context", None) or None
+        started = time.perf_counter()
+        try:
+            backend = EmpathicBackend(service, _project_id(body.get("project")), body.get("label_config"))
+            results = backend.predict(tasks, context=context, **params)
+        except ConfigError as exc:
+            log.error("project %s: %s", _project_id(body.get("project")), exc)
+            return jsonify(status="error", error=str(exc)), 400
+        service.count("predict_requests")
+        service.count("predict_seconds", time.perf_counter() - started)
+        return jsonify(results=results)
+
+    @app.post("/webhook")
+    def webhook():
+        body = request.get_json(silent=True) or {}
+        action = body.get("action")
+        if action not in TRAIN_EVENTS:
+            return jsonify(status="Unknown event"), 200
+        project = body.get("project") or {}
+        backend = EmpathicBackend(service, str(project.get("id", "")), None)
+        return jsonify(status="ok", result=backend.fit(action, body)), 201
+
+    @app.get("/versions")
+    def versions():
+        return jsonify(versions=[settings.model_version], model_version=settings.model_version)
+
+    @app.get("/metrics")
+    def metrics():
+        return Response(prometheus_text(service), mimetype="text/plain; version=0.0.4")
+
+    return app
+
+
+def prometheus_text(service: AnalysisService) -> str:
+    counters = dict(service.counters)
+    cache = service.cache.stats()
+    lines = []
+
+    def metric(name: str, kind: str, help_text: str, value: float) -> None:
+        lines.extend([f"# HELP empathic_{name} {help_text}", f"# TYPE empathic_{name} {kind}",
+                      f"empathic_{name} {float(value):g}"])
+
+    metric("predict_requests_total", "counter", "POST /predict calls answered", counters.get("predict_requests", 0))
+    metric("predictions_total", "counter", "task predictions made", counters.get("predictions", 0))
+    metric("failed_tasks_total", "counter", "tasks that got no prediction", counters.get("failed_tasks", 0))
+    metric("inference_seconds_total", "counter", "seconds spent running the models",
+           counters.get("inference_seconds", 0.0))
+    metric("predict_seconds_total", "counter", "seconds spent answering /predict", counters.get("predict_seconds", 0.0))
+    for kind in ("face", "voice"):
+        metric(f"{kind}_cache_hits_total", "counter", f"{kind} analyses served from the cache",
+               counters.get(f"{kind}_cache_hits", 0))
+        metric(f"{kind}_cache_misses_total", "counter", f"{kind} analyses computed",
+               counters.get(f"{kind}_cache_misses", 0))
+    if cache.get("entries") is not None:
+        metric("cache_entries", "gauge", "analyses held by the in-process cache", cache["entries"])
+    return "\n".join(lines) + "\n"

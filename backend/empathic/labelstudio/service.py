@@ -1,0 +1,121 @@
+"""One process's models, cache and media fetcher, shared by every request.
+
+Models load lazily, once, on the first task that needs them (never in ``/setup``); one semaphore
+keeps concurrent requests from running models on the GPU at the same time. Analyses are cached by
+media content, model weights and analysis parameters (not labels: mapping comes afterwards).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+from .. import __version__
+from ..face_analysis import FaceAnalysisOptions, analyze_faces
+from ..hub import WeightSources
+from ..models.face import FaceEmotionModel
+from ..models.runtime import Runtime, make_runtime
+from ..models.voice import VoiceEmotionModel
+from ..results import FaceAnalysis, VoiceAnalysis
+from ..voice_analysis import VoiceAnalysisOptions, analyze_voice, make_segmenter
+from .cache import AnalysisCache, cache_key, make_cache, media_digest, model_identity
+from .media_fetch import LabelStudioAccess, MediaFetcher
+from .settings import BackendSettings
+
+log = logging.getLogger(__name__)
+
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+
+class AnalysisService:
+    def __init__(self, settings: BackendSettings, cache: AnalysisCache | None = None,
+                 fetcher: MediaFetcher | None = None):
+        self.settings = settings
+        self.cache = cache or make_cache(settings.redis_url, memory_max_bytes=settings.memory_cache_mb * MiB,
+                                         ttl_s=settings.cache_ttl_s)
+        self.fetcher = fetcher or MediaFetcher(
+            LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key),
+            Path(settings.media_cache_dir), max_cache_bytes=int(settings.media_cache_gb * GiB),
+            local_files_root=settings.local_files_root)
+        self.sources = WeightSources(weights_root=settings.weights_dir)
+        self._runtime: Runtime | None = None
+        self._models: dict[tuple, object] = {}
+        self._identities: dict[tuple, object] = {}
+        self._load_lock = threading.Lock()
+        self._device_slots = threading.BoundedSemaphore(settings.gpu_concurrency)
+        self.counters: Counter = Counter()
+        self._counter_lock = threading.Lock()
+
+    def count(self, name: str, amount: float = 1) -> None:
+        with self._counter_lock:
+            self.counters[name] += amount
+
+    @property
+    def runtime(self) -> Runtime:
+        # Made on first use: CUDA must not be initialised in a gunicorn master before it forks.
+        if self._runtime is None:
+            self._runtime = make_runtime(self.settings.device, self.settings.precision)
+        return self._runtime
+
+    def _model(self, key: tuple, load):
+        with self._load_lock:
+            if key not in self._models:
+                started = time.perf_counter()
+                self._models[key] = load()
+                log.info("loaded %s model %s in %.1f s", key[0], "/".join(key[1:]), time.perf_counter() - started)
+            return self._models[key]
+
+    def _identity(self, key: tuple, describe):
+        with self._load_lock:
+            if key not in self._identities:
+                self._identities[key] = describe()
+            return self._identities[key]
+
+    def _cached(self, kind: str, key: str, from_cache):
+        document = self.cache.get(key)
+        if document is not None:
+            try:
+                analysis = from_cache(document)
+                self.count(f"{kind}_cache_hits")
+                return analysis
+            except ValueError as exc:
+                log.warning("cached %s analysis %s is unusable (%s); computing it again", kind, key[:12], exc)
+        self.count(f"{kind}_cache_misses")
+        return None
+
+    def analyze_face(self, path: Path, options: FaceAnalysisOptions, size: str) -> FaceAnalysis:
+        info = self._identity(("face", size), lambda: FaceEmotionModel.describe(
+            *FaceEmotionModel.locate(size, self.sources), self.runtime))
+        key = cache_key(media_digest(path), "face", model_identity(info),
+                        options.as_parameters() + (("analysis_version", __version__),))
+        analysis = self._cached("face", key, FaceAnalysis.from_cache)
+        if analysis is None:
+            model = self._model(("face", size), lambda: FaceEmotionModel.load(size, self.sources, self.runtime))
+            started = time.perf_counter()
+            with self._device_slots:
+                analysis = analyze_faces(path, model, options)
+            self.count("inference_seconds", time.perf_counter() - started)
+            self.cache.put(key, analysis.to_cache())
+        return analysis
+
+    def analyze_voice(self, path: Path, options: VoiceAnalysisOptions, size: str) -> VoiceAnalysis:
+        encoder = self.settings.voice_encoder
+        info = self._identity(("voice", size, encoder), lambda: VoiceEmotionModel.describe(
+            *VoiceEmotionModel.locate(size, self.sources, encoder), self.runtime))
+        key = cache_key(media_digest(path), "voice", model_identity(info),
+                        options.as_parameters() + (("analysis_version", __version__),))
+        analysis = self._cached("voice", key, VoiceAnalysis.from_cache)
+        if analysis is None:
+            model = self._model(("voice", size, encoder),
+                                lambda: VoiceEmotionModel.load(size, self.sources, self.runtime, encoder=encoder))
+            segmenter = make_segmenter(options, path, sources=self.sources, device=str(self.runtime.device))
+            started = time.perf_counter()
+            with self._device_slots:
+                analysis = analyze_voice(path, model, options, segmenter=segmenter)
+            self.count("inference_seconds", time.perf_counter() - started)
+            self.cache.put(key, analysis.to_cache())
+        return analysis

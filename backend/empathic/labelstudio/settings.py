@@ -1,0 +1,89 @@
+"""The backend's settings, read once from the environment and validated (pydantic)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+
+from .. import __version__
+
+ENVIRONMENT = {
+    # setting: environment variable
+    "label_studio_url": "LABEL_STUDIO_URL",
+    "label_studio_api_key": "LABEL_STUDIO_API_KEY",
+    "redis_url": "REDIS_URL",
+    "cache_ttl_s": "CACHE_TTL_S",
+    "memory_cache_mb": "MEMORY_CACHE_MB",
+    "media_cache_dir": "MEDIA_CACHE_DIR",
+    "media_cache_gb": "MEDIA_CACHE_GB",
+    "local_files_root": "LOCAL_FILES_DOCUMENT_ROOT",
+    "model_version": "MODEL_VERSION",
+    "basic_auth_user": "BASIC_AUTH_USER",
+    "basic_auth_pass": "BASIC_AUTH_PASS",
+    "device": "DEVICE",
+    "precision": "PRECISION",
+    "face_model_size": "FACE_MODEL_SIZE",
+    "voice_model_size": "VOICE_MODEL_SIZE",
+    "voice_encoder": "VOICE_ENCODER",
+    "face_pps": "FACE_PPS",
+    "voice_pps": "VOICE_PPS",
+    "segmentation": "SEGMENTATION",
+    "detector": "DETECTOR",
+    "diarization_pipeline": "DIARIZATION_PIPELINE",
+    "weights_dir": "EMPATHIC_WEIGHTS_DIR",
+    "gpu_concurrency": "GPU_CONCURRENCY",
+}
+
+
+class SettingsError(ValueError):
+    """An environment variable holds a value the backend cannot use."""
+
+
+class BackendSettings(BaseModel):
+    label_studio_url: str | None = None
+    label_studio_api_key: str | None = Field(default=None, repr=False)
+    redis_url: str | None = None
+    cache_ttl_s: int = Field(default=7 * 24 * 3600, gt=0)
+    memory_cache_mb: int = Field(default=256, gt=0)
+    media_cache_dir: Path = Path(tempfile.gettempdir()) / "empathic-media"
+    media_cache_gb: float = Field(default=20.0, gt=0)
+    local_files_root: Path | None = None
+    model_version: str = f"empathic-{__version__}"
+    basic_auth_user: str | None = None
+    basic_auth_pass: str | None = Field(default=None, repr=False)
+    device: str = "auto"
+    precision: str = "auto"
+    face_model_size: str = Field(default="small", pattern="^(small|large)$")
+    voice_model_size: str = Field(default="small", pattern="^(small|large)$")
+    voice_encoder: str = Field(default="emowhisper", pattern="^(emowhisper|bud-e-whisper)$")
+    face_pps: float = Field(default=1.0, gt=0)
+    voice_pps: float = Field(default=0.2, gt=0)
+    segmentation: str = Field(default="fixed", pattern="^(fixed|vad|diarization|scene)$")
+    detector: str = "haar"
+    diarization_pipeline: str | None = None
+    weights_dir: Path | None = None
+    gpu_concurrency: int = Field(default=1, ge=1)
+
+    @field_validator("label_studio_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> "BackendSettings":
+        environ = os.environ if environ is None else environ
+        values = {key: environ[name] for key, name in ENVIRONMENT.items() if environ.get(name)}
+        if "label_studio_api_key" not in values and environ.get("LABEL_STUDIO_ACCESS_TOKEN"):
+            values["label_studio_api_key"] = environ["LABEL_STUDIO_ACCESS_TOKEN"]
+        try:
+            return cls(**values)
+        except ValidationError as exc:
+            problems = "; ".join(f"{ENVIRONMENT.get(str(e['loc'][0]), e['loc'][0])}: {e['msg']}"
+                                 for e in exc.errors())
+            raise SettingsError(f"bad backend settings: {problems}") from None

@@ -1,0 +1,149 @@
+"""The ML-backend protocol through Flask's test client, with tiny models and real media files."""
+
+import base64
+import json
+import time
+from pathlib import Path
+
+import pytest
+from label_studio_sdk.label_interface import LabelInterface
+
+from empathic.labelstudio.cache import MemoryCache
+from empathic.labelstudio.server import create_app
+from empathic.labelstudio.service import AnalysisService
+from empathic.labelstudio.settings import BackendSettings, SettingsError
+from media_factory import moving_face_video, mux_video_with_audio
+
+CONFIGS = Path(__file__).resolve().parents[1] / "labeling_configs"
+
+
+@pytest.fixture(scope="module")
+def media(media_dir, two_voices):
+    clip, _ = moving_face_video(media_dir / "server_faces.mp4", seconds=2.0, fps=25, faces=1)
+    return {"faces": clip, "speech": two_voices.path,
+            "both": mux_video_with_audio(media_dir / "server_both.mp4", two_voices.path, two_voices.duration_s)}
+
+
+def _service(tmp_path, **overrides):
+    settings = BackendSettings(device="cpu", precision="fp32", media_cache_dir=tmp_path / "media",
+                               model_version="emo-test", face_pps=2.0, **overrides)
+    return AnalysisService(settings, cache=MemoryCache())
+
+
+@pytest.fixture
+def client(tmp_path, voice_hub_cache):
+    service = _service(tmp_path)
+    app = create_app(service)
+    app.config["TESTING"] = True
+    with app.test_client() as test_client:
+        test_client.service = service
+        yield test_client
+
+
+def _predict(client, config, tasks):
+    response = client.post("/predict", json={"tasks": tasks, "project": "3.1700000000", "label_config": config,
+                                            "params": {"login": None, "password": None, "context": None}})
+    assert response.status_code == 200, response.get_json()
+    return response.get_json()["results"]
+
+
+def test_health_and_setup_are_fast_and_load_no_model(client):
+    started = time.perf_counter()
+    assert client.get("/health").get_json()["status"] == "UP"
+    response = client.post("/setup", json={"project": "3.1700000000", "schema": (CONFIGS / "video_faces.xml").read_text(),
+                                           "hostname": "http://localhost:8080", "access_token": "x",
+                                           "extra_params": {"a": 1}})
+    assert response.status_code == 200 and response.get_json() == {"model_version": "emo-test"}
+    assert time.perf_counter() - started < 3.0
+    assert client.service._models == {}  # nothing loaded
+
+
+def test_setup_refuses_a_config_without_emotions(client):
+    response = client.post("/setup", json={"project": "1.1", "schema":
+                           '<View><Audio name="a" value="$a"/><Labels name="l" toName="a"><Label value="Dog"/></Labels></View>'})
+    assert response.status_code == 400 and "'Dog'" in response.get_json()["error"]
+
+
+def test_predict_video_and_audio_tasks_in_order_with_valid_predictions(client, media):
+    video_config = (CONFIGS / "video_faces.xml").read_text()
+    results = _predict(client, video_config, [{"id": 1, "data": {"video": str(media["faces"]), "fps": 25}}])
+    assert len(results) == 1 and results[0]["model_version"] == "emo-test"
+    assert LabelInterface(video_config).validate_prediction(results[0], return_errors=True) == []
+    assert any(r["type"] == "videorectangle" for r in results[0]["result"])
+    audio_config = (CONFIGS / "audio_voice.xml").read_text()
+    tasks = [{"id": 7, "data": {"audio": str(media["speech"])}}, {"id": 8, "data": {"audio": str(media["speech"])}}]
+    results = _predict(client, audio_config, tasks)
+    assert len(results) == 2 and results[0] == results[1]
+    assert LabelInterface(audio_config).validate_prediction(results[0], return_errors=True) == []
+    assert {r["type"] for r in results[0]["result"]} >= {"labels", "choices", "taxonomy", "number"}
+
+
+def test_one_bad_task_never_spoils_the_batch(client, media, tmp_path, caplog):
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"RIFF....WAVEjunk")
+    config = (CONFIGS / "audio_voice.xml").read_text()
+    tasks = [{"id": 1, "data": {"audio": str(media["speech"])}},
+             {"id": 2, "data": {"audio": str(corrupt)}},
+             {"id": 3, "data": {"text": "no audio field"}},
+             {"id": 4, "data": {"audio": "/data/upload/1/missing.wav"}},
+             {"id": 5, "data": {"audio": str(media["speech"])}}]
+    results = _predict(client, config, tasks)
+    assert [bool(r) for r in results] == [True, False, False, False, True]
+    assert results[1] == results[2] == results[3] == []  # stored as nothing: retried next time
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(failures) == 3
+    assert "task 2 " in failures[0] and "corrupt.wav" in failures[0]
+    assert "task 3 " in failures[1] and "'audio'" in failures[1]
+    assert "task 4 " in failures[2] and "LABEL_STUDIO_URL" in failures[2]
+    caplog.clear()  # these errors were the point of the test
+
+
+def test_a_label_change_is_served_from_the_cache(client, media):
+    config = (CONFIGS / "video_face_voice.xml").read_text()
+    task = [{"id": 1, "data": {"video": str(media["both"])}}]
+    started = time.perf_counter()
+    first = _predict(client, config, task)[0]
+    miss_s = time.perf_counter() - started
+    changed = config.replace('<Label value="Positive"/><Label value="Negative"/>\n  </TimelineLabels>',
+                             '<Label value="Happy"/><Label value="Sad"/>\n  </TimelineLabels>')
+    assert changed != config
+    started = time.perf_counter()
+    second = _predict(client, changed, task)[0]
+    hit_s = time.perf_counter() - started
+    counters = client.service.counters
+    assert counters["face_cache_misses"] == 1 and counters["face_cache_hits"] == 1
+    assert counters["voice_cache_misses"] == 1 and counters["voice_cache_hits"] == 1
+    assert [r for r in first["result"] if r["type"] == "videorectangle"] == \
+           [r for r in second["result"] if r["type"] == "videorectangle"]
+    assert hit_s < miss_s
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert "empathic_face_cache_hits_total 1" in metrics and "empathic_predictions_total 2" in metrics
+
+
+def test_webhook_retrains_nothing_and_versions(client):
+    assert client.post("/webhook", json={"action": "TASK_CREATED"}).get_json() == {"status": "Unknown event"}
+    response = client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}})
+    assert response.status_code == 201 and response.get_json()["status"] == "ok"
+    assert client.get("/versions").get_json()["versions"] == ["emo-test"]
+
+
+def test_basic_auth_guards_every_route(tmp_path, voice_hub_cache):
+    app = create_app(_service(tmp_path, basic_auth_user="ls", basic_auth_pass="secret"))
+    with app.test_client() as client:
+        assert client.get("/health").status_code == 401
+        good = base64.b64encode(b"ls:secret").decode()
+        assert client.get("/health", headers={"Authorization": f"Basic {good}"}).status_code == 200
+        bad = base64.b64encode(b"ls:nope").decode()
+        assert client.post("/setup", json={}, headers={"Authorization": f"Basic {bad}"}).status_code == 401
+
+
+def test_settings_come_from_the_environment_with_one_line_errors():
+    settings = BackendSettings.from_env({"LABEL_STUDIO_URL": "http://ls:8080/", "REDIS_URL": "redis://r:6379/0",
+                                         "FACE_PPS": "2.5", "LABEL_STUDIO_ACCESS_TOKEN": "tok"})
+    assert settings.label_studio_url == "http://ls:8080" and settings.face_pps == 2.5
+    assert settings.label_studio_api_key == "tok" and "tok" not in repr(settings)
+    with pytest.raises(SettingsError, match="FACE_PPS"):
+        BackendSettings.from_env({"FACE_PPS": "-1"})
+    with pytest.raises(SettingsError, match="LABEL_STUDIO_URL"):
+        BackendSettings.from_env({"LABEL_STUDIO_URL": "ls:8080"})
+    assert json.loads(BackendSettings().model_dump_json())["model_version"].startswith("empathic-")
