@@ -147,3 +147,73 @@ def test_settings_come_from_the_environment_with_one_line_errors():
     with pytest.raises(SettingsError, match="LABEL_STUDIO_URL"):
         BackendSettings.from_env({"LABEL_STUDIO_URL": "ls:8080"})
     assert json.loads(BackendSettings().model_dump_json())["model_version"].startswith("empathic-")
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory):
+    from redis_fixture import start_redis_server, stop_redis_server
+
+    url, process = start_redis_server(tmp_path_factory.mktemp("redis"))
+    yield url
+    stop_redis_server(process)
+
+
+def test_the_redis_cache_serves_another_process_and_a_down_redis_only_costs_speed(tmp_path, media, redis_url,
+                                                                                voice_hub_cache, caplog):
+    from empathic.labelstudio.cache import RedisCache
+
+    config = (CONFIGS / "audio_voice.xml").read_text()
+    task = [{"id": 1, "data": {"audio": str(media["speech"])}}]
+    first = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m1", model_version="v"),
+                            cache=RedisCache(redis_url))
+    second = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m2", model_version="v"),
+                             cache=RedisCache(redis_url))
+    with create_app(first).test_client() as client:
+        computed = _predict(client, config, task)
+    with create_app(second).test_client() as client:
+        cached = _predict(client, config, task)
+    assert computed == cached
+    assert first.counters["voice_cache_misses"] == 1 and second.counters["voice_cache_hits"] == 1
+    assert second._models == {}  # served without loading a model
+    down = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m3", model_version="v"),
+                           cache=RedisCache("redis://127.0.0.1:1/0"))
+    with create_app(down).test_client() as client:
+        assert _predict(client, config, task) == computed
+    assert "unreachable" in caplog.text and "serving uncached" in caplog.text
+
+
+def test_empathic_serve_answers_under_gunicorn(tmp_path, voice_hub_cache):
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    executable = Path(sys.executable).with_name("empathic")
+    env = {**os.environ, "MODEL_VERSION": "emo-serve", "MEDIA_CACHE_DIR": str(tmp_path / "media")}
+    process = subprocess.Popen([str(executable), "serve", "--port", str(port), "--threads", "2"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                response = requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except (requests.ConnectionError, requests.Timeout):  # the worker is still importing
+                assert process.poll() is None and time.time() < deadline, process.stdout.read().decode()[-2000:]
+                time.sleep(0.3)
+        assert response.json()["model_version"] == "emo-serve"
+        started = time.perf_counter()
+        requests.get(f"http://127.0.0.1:{port}/health", timeout=1)
+        assert time.perf_counter() - started < 1.0
+        started = time.perf_counter()
+        setup = requests.post(f"http://127.0.0.1:{port}/setup", timeout=3,
+                              json={"project": "1.1", "schema": (CONFIGS / "audio_voice.xml").read_text()})
+        assert setup.json() == {"model_version": "emo-serve"} and time.perf_counter() - started < 3
+    finally:
+        os.killpg(process.pid, 15)
+        process.wait(timeout=30)
