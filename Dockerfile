@@ -1,4 +1,4 @@
-# GPU image for the CLI (and, later, the Label Studio backend).
+# GPU image for the CLI and the Label Studio ML backend (`serve`; docker-compose.yml adds Redis).
 #   docker build -t empathic .
 #   docker build -t empathic --build-arg PRELOAD_MODELS="--face small --voice small" .   # bake weights in
 #   docker run --gpus all -v "$PWD:/data" empathic annotate /data/clip.mp4 -o /data/clip.coco.json
@@ -27,5 +27,6 @@ RUN SKIP_APT=1 scripts/setup.sh
 ARG PRELOAD_MODELS=""
 RUN if [ -n "$PRELOAD_MODELS" ]; then empathic models download $PRELOAD_MODELS; fi
 
+EXPOSE 9090
 ENTRYPOINT ["empathic"]
-CMD ["--help"]
+CMD ["serve", "--host", "0.0.0.0", "--port", "9090"]

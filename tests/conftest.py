@@ -55,6 +55,15 @@ def voice_hub_cache(hub_cache) -> Path:
 
 
 @pytest.fixture(scope="session")
+def asr_hub_cache(voice_hub_cache) -> Path:
+    """Plus a tiny multilingual Whisper ASR with a real tokenizer, as openai/whisper-small."""
+    from asr_replica import build_tiny_whisper_asr
+
+    build_tiny_whisper_asr(voice_hub_cache)
+    return voice_hub_cache
+
+
+@pytest.fixture(scope="session")
 def voice_model_small(voice_hub_cache, cpu_runtime):
     from empathic.hub import WeightSources
     from empathic.models.voice import VoiceEmotionModel

@@ -87,10 +87,7 @@ def test_diarization_gives_speaker_segments_and_rttm(two_voice_video, voice_hub_
     assert [c.voice for c in captions] == [s["speaker_id"] for s in segments]
 
 
-def test_transcribe_adds_each_segments_text(two_voices, voice_hub_cache, tmp_path):
-    from asr_replica import build_tiny_whisper_asr
-
-    build_tiny_whisper_asr(voice_hub_cache)  # openai/whisper-small, tiny and random, with a real tokenizer
+def test_transcribe_adds_each_segments_text(two_voices, asr_hub_cache, tmp_path):
     out = tmp_path / "transcribed"
     run("annotate", two_voices.path, "--segmentation", "vad", "--transcribe", "--language", "en", "-f", "json",
         "-f", "webvtt", "-o", out, "-q", check=True)

@@ -31,7 +31,7 @@ def _service(tmp_path, **overrides):
 
 
 @pytest.fixture
-def client(tmp_path, voice_hub_cache):
+def client(tmp_path, asr_hub_cache):
     service = _service(tmp_path)
     app = create_app(service)
     app.config["TESTING"] = True
@@ -75,7 +75,9 @@ def test_predict_video_and_audio_tasks_in_order_with_valid_predictions(client, m
     results = _predict(client, audio_config, tasks)
     assert len(results) == 2 and results[0] == results[1]
     assert LabelInterface(audio_config).validate_prediction(results[0], return_errors=True) == []
-    assert {r["type"] for r in results[0]["result"]} >= {"labels", "choices", "taxonomy", "number"}
+    assert {r["type"] for r in results[0]["result"]} == {"labels", "choices", "taxonomy", "number", "textarea"}
+    transcripts = [r["value"]["text"][0] for r in results[0]["result"] if r["type"] == "textarea"]
+    assert len(transcripts) == 2 and all(transcripts)  # the config's TextArea asks for them
 
 
 def test_one_bad_task_never_spoils_the_batch(client, media, tmp_path, caplog):
@@ -159,7 +161,7 @@ def redis_url(tmp_path_factory):
 
 
 def test_the_redis_cache_serves_another_process_and_a_down_redis_only_costs_speed(tmp_path, media, redis_url,
-                                                                                voice_hub_cache, caplog):
+                                                                                asr_hub_cache, caplog):
     from empathic.labelstudio.cache import RedisCache
 
     config = (CONFIGS / "audio_voice.xml").read_text()

@@ -81,7 +81,8 @@ class EmpathicBackend:
         if audio is not None:
             path = self._media(task, audio)
             voice = self.service.analyze_voice(path, self._voice_options(audio),
-                                               _first(audio, "model_size") or settings.voice_model_size)
+                                               _first(audio, "model_size") or settings.voice_model_size,
+                                               transcribe=audio.control("textarea") is not None)
         return build_prediction(self.plan, data, self.model_version, face=face, voice=voice,
                                 face_pps=face_options.pps if face_options else 1.0)
 

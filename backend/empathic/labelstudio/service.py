@@ -102,20 +102,31 @@ class AnalysisService:
             self.cache.put(key, analysis.to_cache())
         return analysis
 
-    def analyze_voice(self, path: Path, options: VoiceAnalysisOptions, size: str) -> VoiceAnalysis:
+    def analyze_voice(self, path: Path, options: VoiceAnalysisOptions, size: str,
+                      transcribe: bool = False) -> VoiceAnalysis:
         encoder = self.settings.voice_encoder
         info = self._identity(("voice", size, encoder), lambda: VoiceEmotionModel.describe(
             *VoiceEmotionModel.locate(size, self.sources, encoder), self.runtime))
-        key = cache_key(media_digest(path), "voice", model_identity(info),
-                        options.as_parameters() + (("analysis_version", __version__),))
+        parameters = options.as_parameters() + (("analysis_version", __version__),)
+        if transcribe:
+            parameters += (("transcription_model", self.settings.asr_model),
+                           ("transcription_language", self.settings.language or "auto"))
+        key = cache_key(media_digest(path), "voice", model_identity(info), parameters)
         analysis = self._cached("voice", key, VoiceAnalysis.from_cache)
         if analysis is None:
             model = self._model(("voice", size, encoder),
                                 lambda: VoiceEmotionModel.load(size, self.sources, self.runtime, encoder=encoder))
             segmenter = make_segmenter(options, path, sources=self.sources, device=str(self.runtime.device))
+            transcriber = None
+            if transcribe:
+                from ..models.asr import Transcriber
+
+                transcriber = self._model(("asr", self.settings.asr_model, self.settings.language or "auto"),
+                                          lambda: Transcriber.load(self.settings.asr_model, self.sources,
+                                                                   self.runtime, language=self.settings.language))
             started = time.perf_counter()
             with self._device_slots:
-                analysis = analyze_voice(path, model, options, segmenter=segmenter)
+                analysis = analyze_voice(path, model, options, segmenter=segmenter, transcriber=transcriber)
             self.count("inference_seconds", time.perf_counter() - started)
             self.cache.put(key, analysis.to_cache())
         return analysis

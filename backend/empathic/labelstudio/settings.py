@@ -36,6 +36,8 @@ ENVIRONMENT = {
     "diarization_pipeline": "DIARIZATION_PIPELINE",
     "weights_dir": "EMPATHIC_WEIGHTS_DIR",
     "gpu_concurrency": "GPU_CONCURRENCY",
+    "asr_model": "ASR_MODEL",
+    "language": "ASR_LANGUAGE",
 }
 
 
@@ -67,6 +69,8 @@ class BackendSettings(BaseModel):
     diarization_pipeline: str | None = None
     weights_dir: Path | None = None
     gpu_concurrency: int = Field(default=1, ge=1)
+    asr_model: str = "openai/whisper-small"  # fills per-region TextAreas on audio
+    language: str | None = None  # None: Whisper detects the language of each segment
 
     @field_validator("label_studio_url")
     @classmethod
