@@ -4,6 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --test
+# A real Label Studio server for the end-to-end tests, in its own venv (outside the repo by default).
+LS_VENV="$(scripts/install_label_studio.sh)"
+export LS_VENV
 # One thread per process: on small shared machines torch's default thread pool slows tiny models
 # down by orders of magnitude when another process is busy.
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1 PYANNOTE_METRICS_ENABLED=false

@@ -1,0 +1,153 @@
+"""The backend against a REAL Label Studio 1.23.2, a real redis-server and `empathic serve` (gunicorn).
+
+For each shipped labeling config: create a project, upload generated media, connect the backend,
+"Retrieve predictions", read them back and check them (Label Studio validates them strictly too).
+Then: a label change re-predicted from the cache, and a failing task that does not spoil its batch
+and is tried again on the next retrieve.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+from label_studio_sdk.label_interface import LabelInterface
+
+from labelstudio_harness import start_label_studio
+from media_factory import moving_face_video
+from redis_fixture import free_port, start_redis_server, stop_redis_server
+
+CONFIGS = Path(__file__).resolve().parents[1] / "labeling_configs"
+MODEL_VERSION = "emo-e2e"
+
+
+@pytest.fixture(scope="module")
+def label_studio(tmp_path_factory):
+    server = start_label_studio(tmp_path_factory)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory, two_voices):
+    folder = tmp_path_factory.mktemp("e2e-media")
+    faces, _ = moving_face_video(folder / "faces_silent.mp4", seconds=3.0, fps=25, faces=2)
+    talking = folder / "talking_faces.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(faces), "-i", str(two_voices.path), "-map", "0:v",
+                    "-map", "1:a", "-c:v", "copy", "-c:a", "aac", "-shortest", str(talking)], check=True)
+    return {"video": talking, "audio": two_voices.path}
+
+
+@pytest.fixture(scope="module")
+def backend(label_studio, tmp_path_factory, asr_hub_cache):
+    """`empathic serve` with a personal access token, Redis, and the tiny replicas."""
+    folder = tmp_path_factory.mktemp("e2e-backend")
+    redis_url, redis_process = start_redis_server(folder / "redis")
+    pat = label_studio.client().create_pat()
+    port = free_port()
+    env = {**os.environ, **label_studio.ml_backend_env(pat), "REDIS_URL": redis_url, "MODEL_VERSION": MODEL_VERSION,
+           "MEDIA_CACHE_DIR": str(folder / "media"), "DEVICE": "cpu", "FACE_PPS": "2", "LOG_LEVEL": "INFO"}
+    log = open(folder / "backend.log", "wb")
+    process = subprocess.Popen([str(Path(sys.executable).with_name("empathic")), "serve", "--port", str(port),
+                                "--threads", "2"], env=env, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 90
+    while True:
+        try:
+            requests.get(f"{url}/health", timeout=2).raise_for_status()
+            break
+        except (requests.ConnectionError, requests.Timeout):
+            assert process.poll() is None and time.time() < deadline, (folder / "backend.log").read_text()[-3000:]
+            time.sleep(0.5)
+    yield {"url": url, "log": folder / "backend.log"}
+    os.killpg(process.pid, signal.SIGTERM)
+    process.wait(timeout=30)
+    log.close()
+    stop_redis_server(redis_process)
+
+
+def _metrics(backend) -> dict[str, float]:
+    text = requests.get(f"{backend['url']}/metrics", timeout=5).text
+    return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def _project(label_studio, backend, config_name: str, media_paths: list[Path], fps: int | None = None):
+    client = label_studio.client()
+    config = (CONFIGS / config_name).read_text()
+    project = client.create_project(f"e2e {config_name}", config)
+    task_ids = [tid for path in media_paths for tid in client.upload_file(project, path)]
+    if fps is not None:  # the config reads frameRate="$fps" from the task
+        for tid in task_ids:
+            task = client.get_task(tid)
+            client.patch(f"/api/tasks/{tid}", json={"data": {**task["data"], "fps": fps}})
+    connected = client.connect_ml_backend(project, backend["url"], "empathic")
+    assert connected.get("model_version") == MODEL_VERSION or connected.get("state") == "CO", connected
+    return client, project, task_ids, config
+
+
+def _check(client, config: str, task_ids: list[int]) -> list[dict]:
+    predictions = []
+    for tid in task_ids:
+        stored = client.predictions(tid)
+        assert len(stored) == 1, f"task {tid}: {len(stored)} predictions"
+        prediction = stored[0]
+        assert prediction["model_version"] == MODEL_VERSION and prediction["result"]
+        as_sent = {"model_version": prediction["model_version"], "score": prediction["score"],
+                   "result": prediction["result"]}
+        assert LabelInterface(config).validate_prediction(as_sent, return_errors=True) == []
+        predictions.append(prediction)
+    return predictions
+
+
+@pytest.mark.parametrize("config_name, kind, fps", [
+    ("video_faces.xml", "video", 25), ("audio_voice.xml", "audio", None),
+    ("video_face_voice.xml", "video", None), ("basic_emotions.xml", "video", None)])
+def test_retrieve_predictions_for_each_shipped_config(label_studio, backend, media, config_name, kind, fps):
+    client, project, task_ids, config = _project(label_studio, backend, config_name, [media[kind]], fps)
+    client.retrieve_predictions(project)
+    (prediction,) = _check(client, config, task_ids)
+    types = {r["type"] for r in prediction["result"]}
+    expected = {"video_faces.xml": {"videorectangle", "choices"}, "audio_voice.xml": {"labels", "choices", "taxonomy",
+                "number", "textarea"}, "video_face_voice.xml": {"videorectangle", "labels", "number"},
+                "basic_emotions.xml": {"videorectangle", "choices"}}[config_name]
+    assert expected <= types
+    if kind == "video":
+        tracks = [r for r in prediction["result"] if r["type"] == "videorectangle"]
+        assert len(tracks) == 2 and all(isinstance(k["frame"], int) for t in tracks for k in t["value"]["sequence"])
+
+
+def test_a_label_change_is_served_from_the_cache(label_studio, backend, media):
+    client, project, task_ids, config = _project(label_studio, backend, "audio_voice.xml", [media["audio"]])
+    client.retrieve_predictions(project)
+    before = _metrics(backend)
+    changed = config.replace('<Label value="Amusement"/>', '<Label value="Happy" predicted_values="amusement, elation"/>')
+    client.update_label_config(project, changed)
+    client.delete_predictions(project)
+    client.retrieve_predictions(project)
+    after = _metrics(backend)
+    (prediction,) = _check(client, changed, task_ids)
+    assert after["empathic_voice_cache_hits_total"] == before["empathic_voice_cache_hits_total"] + 1
+    assert after["empathic_voice_cache_misses_total"] == before["empathic_voice_cache_misses_total"]
+
+
+def test_a_failing_task_spoils_nothing_and_is_tried_again(label_studio, backend, media):
+    client, project, task_ids, config = _project(label_studio, backend, "audio_voice.xml", [media["audio"]])
+    (broken,) = client.import_tasks(project, [{"audio": "/data/upload/999/missing.wav"}])
+    before = _metrics(backend)
+    client.retrieve_predictions(project)
+    _check(client, config, task_ids)
+    assert client.predictions(broken) == []
+    middle = _metrics(backend)
+    assert middle["empathic_failed_tasks_total"] == before["empathic_failed_tasks_total"] + 1
+    client.retrieve_predictions(project)  # only the task without a current prediction is asked for again
+    after = _metrics(backend)
+    assert after["empathic_failed_tasks_total"] == middle["empathic_failed_tasks_total"] + 1
+    assert after["empathic_predictions_total"] == middle["empathic_predictions_total"]
+    assert "task %d " % broken in backend["log"].read_text() and "missing.wav" in backend["log"].read_text()
