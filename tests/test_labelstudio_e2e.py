@@ -66,7 +66,7 @@ def backend(label_studio, tmp_path_factory, asr_hub_cache):
         except (requests.ConnectionError, requests.Timeout):
             assert process.poll() is None and time.time() < deadline, (folder / "backend.log").read_text()[-3000:]
             time.sleep(0.5)
-    yield {"url": url, "log": folder / "backend.log"}
+    yield {"url": url, "log": folder / "backend.log", "pat": pat}
     os.killpg(process.pid, signal.SIGTERM)
     process.wait(timeout=30)
     log.close()
@@ -151,3 +151,19 @@ def test_a_failing_task_spoils_nothing_and_is_tried_again(label_studio, backend,
     assert after["empathic_failed_tasks_total"] == middle["empathic_failed_tasks_total"] + 1
     assert after["empathic_predictions_total"] == middle["empathic_predictions_total"]
     assert "task %d " % broken in backend["log"].read_text() and "missing.wav" in backend["log"].read_text()
+
+
+def test_a_401_from_label_studio_names_the_url_and_the_key(label_studio, backend, media, tmp_path):
+    from empathic.labelstudio.media_fetch import LabelStudioAccess, MediaFetcher, MediaFetchError
+
+    client = label_studio.client()
+    project = client.create_project("e2e auth", (CONFIGS / "audio_voice.xml").read_text())
+    (task_id,) = client.upload_file(project, media["audio"])
+    upload = client.get_task(task_id)["data"]["audio"]
+    fetcher = MediaFetcher(LabelStudioAccess(label_studio.url, "not-a-valid-token"), tmp_path)
+    with pytest.raises(MediaFetchError, match=r"401.*LABEL_STUDIO_API_KEY") as error:
+        fetcher.fetch(upload, task_id=task_id)
+    assert upload.rsplit("/", 1)[-1] in str(error.value)
+    # Label Studio allows one personal access token per user: the backend's
+    good = MediaFetcher(LabelStudioAccess(label_studio.url, backend["pat"]), tmp_path / "ok")
+    assert good.fetch(upload, task_id=task_id).read_bytes() == Path(media["audio"]).read_bytes()

@@ -10,7 +10,7 @@ from empathic.face_analysis import FaceAnalysisOptions, analyze_faces
 from empathic.labelstudio.config import ConfigError, parse_config
 from empathic.labelstudio.mapping import (DEFAULT_THRESHOLD, UnmappableConfigError, map_labels, require_mappable,
                                           resolve)
-from empathic.labelstudio.predictions import PredictionError, build_prediction, frame_rate
+from empathic.labelstudio.predictions import PredictionError, build_prediction, frame_rate, prediction_problems
 from empathic.labelstudio.regions import FrameClock
 from empathic.segments.vad import VadOptions
 from empathic.timeline import SmoothingOptions, smooth
@@ -93,6 +93,7 @@ def test_hysteresis_keeps_a_hovering_score_on_and_drops_short_blips():
 def _check_prediction(config_text: str, prediction: dict, duration_s: float) -> None:
     errors = LabelInterface(config_text).validate_prediction(prediction, return_errors=True)
     assert errors in (True, []), errors
+    assert prediction_problems(prediction, duration_s) == []
     for region in prediction["result"]:
         value = region["value"]
         if region["type"] == "videorectangle":
@@ -173,3 +174,15 @@ def test_face_and_voice_config_and_basic_preset(face_analysis, voice_analysis):
 
 def test_threshold_default_is_one_and_a_half_times_chance():
     assert DEFAULT_THRESHOLD == pytest.approx(0.0375)
+
+
+def test_our_checks_catch_what_the_sdk_validator_lets_through():
+    prediction = {"result": [
+        {"from_name": "t", "type": "timelinelabels", "value": {"ranges": [{"start": 1.5, "end": 30.2}]}},
+        {"from_name": "b", "type": "videorectangle", "value": {"framesCount": 10, "sequence": [
+            {"frame": 11, "x": 10, "y": 120, "width": 5, "height": 5}]}},
+        {"from_name": "a", "type": "labels", "value": {"start": 2.0, "end": 1.0}}]}
+    problems = prediction_problems(prediction, duration_s=5.0)
+    assert any("1.5..30.2" in p for p in problems) and any("frame 11" in p for p in problems)
+    assert any("lacks 'enabled'" in p for p in problems) and any("y 120" in p for p in problems)
+    assert any("2.0..1.0" in p for p in problems)

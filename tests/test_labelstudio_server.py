@@ -84,19 +84,25 @@ def test_one_bad_task_never_spoils_the_batch(client, media, tmp_path, caplog):
     corrupt = tmp_path / "corrupt.wav"
     corrupt.write_bytes(b"RIFF....WAVEjunk")
     config = (CONFIGS / "audio_voice.xml").read_text()
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a recording")
     tasks = [{"id": 1, "data": {"audio": str(media["speech"])}},
              {"id": 2, "data": {"audio": str(corrupt)}},
              {"id": 3, "data": {"text": "no audio field"}},
              {"id": 4, "data": {"audio": "/data/upload/1/missing.wav"}},
-             {"id": 5, "data": {"audio": str(media["speech"])}}]
+             {"id": 5, "data": {"audio": str(notes)}},
+             {"id": 6, "data": {"audio": "http://127.0.0.1:1/unreachable.wav"}},
+             {"id": 7, "data": {"audio": str(media["speech"])}}]
     results = _predict(client, config, tasks)
-    assert [bool(r) for r in results] == [True, False, False, False, True]
-    assert results[1] == results[2] == results[3] == []  # stored as nothing: retried next time
+    assert [bool(r) for r in results] == [True, False, False, False, False, False, True]
+    assert results[1] == results[2] == results[3] == results[4] == results[5] == []  # retried next time
     failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(failures) == 3
+    assert len(failures) == 5
     assert "task 2 " in failures[0] and "corrupt.wav" in failures[0]
     assert "task 3 " in failures[1] and "'audio'" in failures[1]
     assert "task 4 " in failures[2] and "LABEL_STUDIO_URL" in failures[2]
+    assert "task 5 " in failures[3] and "notes.txt" in failures[3]
+    assert "task 6 " in failures[4] and "unreachable.wav" in failures[4] and "connection refused" in failures[4]
     caplog.clear()  # these errors were the point of the test
 
 
@@ -219,3 +225,38 @@ def test_empathic_serve_answers_under_gunicorn(tmp_path, voice_hub_cache):
     finally:
         os.killpg(process.pid, 15)
         process.wait(timeout=30)
+
+
+GOLDEN = Path(__file__).parent / "golden" / "audio_voice_prediction.json"
+
+
+def _close(expected, got, path="prediction"):
+    if isinstance(expected, dict):
+        assert isinstance(got, dict) and sorted(expected) == sorted(got), f"{path}: keys differ"
+        for key in expected:
+            _close(expected[key], got[key], f"{path}.{key}")
+    elif isinstance(expected, list):
+        assert isinstance(got, list) and len(expected) == len(got), f"{path}: lengths differ"
+        for i, (a, b) in enumerate(zip(expected, got)):
+            _close(a, b, f"{path}[{i}]")
+    elif isinstance(expected, float) and not isinstance(got, str):
+        assert got == pytest.approx(expected, rel=1e-3, abs=1e-5), f"{path}: {got} != {expected}"
+    else:
+        assert got == expected, f"{path}: {got!r} != {expected!r}"
+
+
+def test_audio_prediction_matches_the_golden_json(client, media):
+    """A regression guard on the whole wire format (ids, types, spans, labels, numbers) for a fixed
+    input. Regenerate with EMPATHIC_UPDATE_GOLDEN=1 after an intended change, and review the diff."""
+    import os
+
+    config = (CONFIGS / "audio_voice.xml").read_text()
+    (prediction,) = _predict(client, config, [{"id": 1, "data": {"audio": str(media["speech"])}}])
+    prediction = {k: v for k, v in prediction.items()}
+    for region in prediction["result"]:
+        if region["type"] == "textarea":
+            region["value"]["text"] = ["<random tiny ASR text>"]  # a random model's words are not the point
+    if os.environ.get("EMPATHIC_UPDATE_GOLDEN") == "1":
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(json.dumps(prediction, indent=1, ensure_ascii=False) + "\n")
+    _close(json.loads(GOLDEN.read_text()), prediction)

@@ -17,7 +17,7 @@ from ..segments.diarization import DiarizationOptions
 from ..segments.fixed import WindowOptions
 from ..voice_analysis import VoiceAnalysisOptions
 from .config import ObjectPlan, ProjectPlan, parse_config
-from .predictions import build_prediction
+from .predictions import build_prediction, prediction_problems
 from .service import AnalysisService
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,7 @@ class EmpathicBackend:
         self.project_id = project_id or ""
         self.label_config = label_config
         self.plan: ProjectPlan | None = None
+        self._label_interface = None
         self.setup()
 
     @property
@@ -83,8 +84,22 @@ class EmpathicBackend:
             voice = self.service.analyze_voice(path, self._voice_options(audio),
                                                _first(audio, "model_size") or settings.voice_model_size,
                                                transcribe=audio.control("textarea") is not None)
-        return build_prediction(self.plan, data, self.model_version, face=face, voice=voice,
-                                face_pps=face_options.pps if face_options else 1.0)
+        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice,
+                                      face_pps=face_options.pps if face_options else 1.0)
+        # An invalid region would make a strict Label Studio refuse the whole batch: check first.
+        durations = [a.media["duration_s"] for a in (face, voice) if a is not None]
+        problems = prediction_problems(prediction, max(durations) if durations else None)
+        problems += self._interface().validate_prediction(prediction, return_errors=True) or []
+        if problems:
+            raise TaskError(f"the prediction would not be valid: {'; '.join(map(str, problems[:3]))}")
+        return prediction
+
+    def _interface(self):
+        if self._label_interface is None:
+            from label_studio_sdk.label_interface import LabelInterface
+
+            self._label_interface = LabelInterface(self.label_config)
+        return self._label_interface
 
     def _voice_options(self, audio: ObjectPlan) -> VoiceAnalysisOptions:
         settings = self.service.settings

@@ -94,3 +94,33 @@ def build_prediction(plan: ProjectPlan, task_data: dict, model_version: str, fac
     scores = [r["score"] for r in results if "score" in r]
     return {"model_version": model_version, "score": round(sum(scores) / len(scores), 6) if scores else 0.0,
             "result": results}
+
+
+def prediction_problems(prediction: dict, duration_s: float | None = None) -> list[str]:
+    """What Label Studio's validator does not catch but its editor trips over: fractional or
+    out-of-range frames (a float TimelineLabels range breaks the whole labeling view), geometry
+    outside 0-100, keyframes without ``enabled``, spans that are empty or run past the media."""
+    problems = []
+    for index, region in enumerate(prediction.get("result", [])):
+        value = region.get("value", {})
+        where = f"region {index} ({region.get('from_name')})"
+        if region.get("type") == "videorectangle":
+            count = value.get("framesCount")
+            for key in value.get("sequence", []):
+                if not isinstance(key.get("frame"), int) or not 1 <= key["frame"] <= (count or key["frame"]):
+                    problems.append(f"{where}: frame {key.get('frame')!r} is not an integer in 1..{count}")
+                if "enabled" not in key:
+                    problems.append(f"{where}: a keyframe lacks 'enabled'")
+                for name in ("x", "y", "width", "height"):
+                    if not 0 <= key.get(name, -1) <= 100:
+                        problems.append(f"{where}: {name} {key.get(name)!r} is outside 0-100")
+        elif region.get("type") == "timelinelabels":
+            for span in value.get("ranges", []):
+                start, end = span.get("start"), span.get("end")
+                if not (isinstance(start, int) and isinstance(end, int) and 1 <= start <= end):
+                    problems.append(f"{where}: range {start!r}..{end!r} is not 1 <= start <= end in whole frames")
+        elif "start" in value and "end" in value:
+            limit = duration_s + 1e-6 if duration_s is not None else float("inf")
+            if not 0 <= value["start"] < value["end"] <= limit:
+                problems.append(f"{where}: span {value['start']}..{value['end']} is not 0 <= start < end <= {duration_s}")
+    return problems
