@@ -260,3 +260,16 @@ def test_audio_prediction_matches_the_golden_json(client, media):
         GOLDEN.parent.mkdir(exist_ok=True)
         GOLDEN.write_text(json.dumps(prediction, indent=1, ensure_ascii=False) + "\n")
     _close(json.loads(GOLDEN.read_text()), prediction)
+
+
+def test_the_model_class_is_built_the_way_upstreams_server_builds_it(monkeypatch, media, tmp_path, asr_hub_cache):
+    from empathic.labelstudio import backend as backend_module
+
+    monkeypatch.setattr(backend_module, "_default_service", None)
+    monkeypatch.setenv("DEVICE", "cpu")
+    monkeypatch.setenv("MODEL_VERSION", "upstream-shape")
+    monkeypatch.setenv("MEDIA_CACHE_DIR", str(tmp_path / "media"))
+    model = backend_module.EmpathicBackend(project_id="5", label_config=(CONFIGS / "basic_emotions.xml").read_text())
+    (prediction,) = model.predict([{"id": 1, "data": {"video": str(media["faces"])}}], context=None)
+    assert model.model_version == prediction["model_version"] == "upstream-shape"
+    assert model.fit("START_TRAINING", {})["status"] == "this backend retrains nothing"

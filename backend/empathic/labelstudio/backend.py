@@ -9,6 +9,7 @@ is therefore tried again on the next "Retrieve predictions".
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import replace
 
 from ..face_analysis import FaceAnalysisOptions
@@ -32,9 +33,26 @@ def _first(obj: ObjectPlan, attribute: str):
                  if getattr(c.settings, attribute) is not None), None)
 
 
+_default_service: AnalysisService | None = None
+_default_lock = threading.Lock()
+
+
+def default_service() -> AnalysisService:
+    """The process-wide service, from the environment, for callers that construct the model class
+    the way upstream's server does: ``EmpathicBackend(project_id=..., label_config=...)``."""
+    global _default_service
+    with _default_lock:
+        if _default_service is None:
+            from .settings import BackendSettings
+
+            _default_service = AnalysisService(BackendSettings.from_env())
+        return _default_service
+
+
 class EmpathicBackend:
-    def __init__(self, service: AnalysisService, project_id: str | None = None, label_config: str | None = None):
-        self.service = service
+    def __init__(self, project_id: str | None = None, label_config: str | None = None,
+                 service: AnalysisService | None = None):
+        self.service = service or default_service()
         self.project_id = project_id or ""
         self.label_config = label_config
         self.plan: ProjectPlan | None = None

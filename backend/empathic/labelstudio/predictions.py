@@ -6,7 +6,7 @@ import logging
 
 from ..results import FaceAnalysis, VoiceAnalysis
 from .config import ObjectPlan, ProjectPlan
-from .regions import (FrameClock, audio_segments, mean_label_scores, per_region_choices, timeline_labels,
+from .regions import (FrameClock, audio_segments, choose, mean_label_scores, per_region_choices, timeline_labels,
                       track_region_id, tracks_of, video_rectangles)
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,7 @@ def audio_results(audio: ObjectPlan, voice: VoiceAnalysis) -> list[dict]:
 
 
 def _clip_choices(control, scored) -> dict:
-    from .regions import choose
-
+    """A choice for the whole clip (a Choices that is not per region): the mean over all of it."""
     chosen = choose(scored, control)
     return {"id": f"clip-{control.name}", "from_name": control.name, "to_name": control.to_name,
             "type": "choices", "origin": "prediction", "score": round(chosen[0][1], 6),

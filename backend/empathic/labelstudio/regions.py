@@ -87,8 +87,8 @@ def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClo
     regions = []
     for track_id, observations in tracks_of(face).items():
         sequence = []
+        frame_w, frame_h = float(face.media["width"]), float(face.media["height"])
         for i, obs in enumerate(observations):
-            frame_w, frame_h = _frame_size(face, obs)
             following = observations[i + 1] if i + 1 < len(observations) else None
             enabled = following is not None and following.sample_index == obs.sample_index + 1
             frame = clock.frame_at(obs.time_s)
@@ -109,10 +109,6 @@ def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClo
                         "score": round(float(np.mean([o.detection_confidence for o in observations])), 4),
                         "value": value})
     return regions
-
-
-def _frame_size(face: FaceAnalysis, observation: FaceObservation) -> tuple[float, float]:
-    return float(face.media["width"]), float(face.media["height"])
 
 
 def _track_label(label_control: ControlPlan, observations: list[FaceObservation]) -> str:

@@ -53,7 +53,7 @@ def create_app(service: AnalysisService) -> Flask:
         body = request.get_json(silent=True) or {}
         project = _project_id(body.get("project"))
         try:
-            EmpathicBackend(service, project, body.get("schema"))
+            EmpathicBackend(project, body.get("schema"), service=service)
         except ConfigError as exc:
             return jsonify(status="error", error=str(exc)), 400
         if body.get("extra_params") is not None:
@@ -70,7 +70,7 @@ def create_app(service: AnalysisService) -> Flask:
         context = params.pop("context", None) or None
         started = time.perf_counter()
         try:
-            backend = EmpathicBackend(service, _project_id(body.get("project")), body.get("label_config"))
+            backend = EmpathicBackend(_project_id(body.get("project")), body.get("label_config"), service=service)
             results = backend.predict(tasks, context=context, **params)
         except ConfigError as exc:
             log.error("project %s: %s", _project_id(body.get("project")), exc)
@@ -86,7 +86,7 @@ def create_app(service: AnalysisService) -> Flask:
         if action not in TRAIN_EVENTS:
             return jsonify(status="Unknown event"), 200
         project = body.get("project") or {}
-        backend = EmpathicBackend(service, str(project.get("id", "")), None)
+        backend = EmpathicBackend(str(project.get("id", "")), None, service=service)
         return jsonify(status="ok", result=backend.fit(action, body)), 201
 
     @app.get("/versions")

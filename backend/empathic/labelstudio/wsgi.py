@@ -8,10 +8,9 @@ from __future__ import annotations
 import logging
 import os
 
+from .backend import default_service
 from .server import create_app
-from .service import AnalysisService
-from .settings import BackendSettings
 
 logging.basicConfig(level=os.environ.get("LOG_LEVEL", "INFO").upper(),
                     format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-app = create_app(AnalysisService(BackendSettings.from_env()))
+app = create_app(default_service())
