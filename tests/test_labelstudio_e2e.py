@@ -167,3 +167,39 @@ def test_a_401_from_label_studio_names_the_url_and_the_key(label_studio, backend
     # Label Studio allows one personal access token per user: the backend's
     good = MediaFetcher(LabelStudioAccess(label_studio.url, backend["pat"]), tmp_path / "ok")
     assert good.fetch(upload, task_id=task_id).read_bytes() == Path(media["audio"]).read_bytes()
+
+
+def test_prelabel_predicts_each_task_once_and_a_second_run_does_nothing(label_studio, backend, media, tmp_path):
+    from empathic.audio import decode_audio
+    from media_factory import write_wav
+
+    client = label_studio.client()
+    project = client.create_project("e2e prelabel", (CONFIGS / "audio_voice.xml").read_text())
+    samples = decode_audio(media["audio"]).samples
+    uploads = []
+    for seconds in (6, 8, 10, 12):  # four different recordings
+        path = write_wav(tmp_path / f"take_{seconds}s.wav", samples[: seconds * 16000])
+        (task_id,) = client.upload_file(project, path)
+        uploads.append(client.get_task(task_id)["data"]["audio"])
+    client.import_tasks(project, [{"audio": uploads[i % 4]} for i in range(16)])
+    env = {**os.environ, "MODEL_VERSION": "emo-prelabel", "DEVICE": "cpu", "MEDIA_CACHE_DIR": str(tmp_path / "media")}
+    env.pop("REDIS_URL", None)
+    command = [str(Path(sys.executable).with_name("empathic")), "prelabel", "--url", label_studio.url,
+               "--api-key", backend["pat"], "--project", str(project), "-q"]
+    first = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert first.stdout.strip() == ("20 task(s) selected: 20 predicted (16 from the cache), 0 already had a "
+                                    "prediction, 0 failed")
+    tasks = client.list_tasks(project)
+    assert len(tasks) == 20
+    for task in tasks:
+        (prediction,) = client.predictions(task["id"])
+        assert prediction["model_version"] == "emo-prelabel" and prediction["result"]
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0
+    assert second.stdout.strip() == ("20 task(s) selected: 0 predicted (0 from the cache), 20 already had a "
+                                     "prediction, 0 failed")
+    assert all(len(client.predictions(t["id"])) == 1 for t in tasks)
+    wrong = subprocess.run([*command[:-3], "--tasks", "999999", "--project", str(project)], env=env,
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 1 and "999999" in wrong.stderr and "Traceback" not in wrong.stderr

@@ -144,6 +144,18 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=4, help="request threads per process (default 4)")
     serve.add_argument("--log-level", default="info", help="debug, info (default), warning, error")
 
+    prelabel = commands.add_parser(
+        "prelabel", help="predict every task of a Label Studio project and upload the predictions",
+        description="Pre-label a whole project: tasks that already hold a prediction of the current "
+                    "MODEL_VERSION are skipped, so an interrupted run can simply be started again.")
+    prelabel.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL"),
+                          help="Label Studio's address (default $LABEL_STUDIO_URL)")
+    prelabel.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
+                          help="personal access token or legacy token (default $LABEL_STUDIO_API_KEY)")
+    prelabel.add_argument("--project", type=int, required=True, help="project id")
+    prelabel.add_argument("--tasks", default="all", help="all (default), unlabeled, or task ids: 3,5,8")
+    prelabel.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
     models = commands.add_parser("models", help="manage model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
     download = model_commands.add_parser(
@@ -173,7 +185,8 @@ def _sources(args):
 class _ProgressBars:
     """One tqdm bar on stderr per step of the work (frames, segments, shots...)."""
 
-    UNITS = {"frames": "frame", "segments": "segment", "transcripts": "segment", "shots": "frame", "vad": "%"}
+    UNITS = {"frames": "frame", "segments": "segment", "transcripts": "segment", "shots": "frame", "vad": "%",
+             "tasks": "task"}
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
@@ -395,6 +408,28 @@ def _serve(args) -> int:
     return 0
 
 
+def _prelabel(args) -> int:
+    from .labelstudio.media_fetch import LabelStudioAccess
+    from .labelstudio.prelabel import LabelStudioApi, prelabel
+    from .labelstudio.service import AnalysisService
+    from .labelstudio.settings import BackendSettings
+
+    if not args.url:
+        raise CliError("the Label Studio URL is needed: --url or LABEL_STUDIO_URL")
+    if not args.api_key:
+        raise CliError("an API key is needed: --api-key or LABEL_STUDIO_API_KEY")
+    settings = BackendSettings.from_env().model_copy(update={"label_studio_url": args.url.rstrip("/"),
+                                                             "label_studio_api_key": args.api_key})
+    access = LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key)
+    progress = _ProgressBars(not args.quiet)
+    try:
+        summary = prelabel(LabelStudioApi(access), args.project, AnalysisService(settings), args.tasks, hook=progress)
+    finally:
+        progress.close()
+    print(summary.line())
+    return 0 if not summary.failed else EXIT_ERROR
+
+
 def _download(args) -> int:
     from .hub import download_repos
     from .models.voice import ENCODER_PATTERNS
@@ -434,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="empathic: %(levelname)s: %(message)s", stream=sys.stderr)
     if getattr(args, "offline", False):
         os.environ["HF_HUB_OFFLINE"] = "1"
-    handlers = {"annotate": _annotate, "models": _download, "serve": _serve}
+    handlers = {"annotate": _annotate, "models": _download, "serve": _serve, "prelabel": _prelabel}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -445,7 +480,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         known = ("CliError", "MediaError", "MissingWeightsError", "HeadFormatError", "NeutralStatsError",
-                 "ValueError", "FileNotFoundError", "SettingsError")
+                 "ValueError", "FileNotFoundError", "SettingsError", "LabelStudioApiError", "MediaFetchError")
         prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
         print(f"empathic: error: {prefix}{message}", file=sys.stderr)
         return EXIT_ERROR

@@ -57,6 +57,7 @@ class EmpathicBackend:
         self.label_config = label_config
         self.plan: ProjectPlan | None = None
         self._label_interface = None
+        self.last_failure: str | None = None  # the reason the last failing task gave
         self.setup()
 
     @property
@@ -81,6 +82,7 @@ class EmpathicBackend:
                 self.service.count("predictions")
             except Exception as exc:  # one bad task never spoils the batch
                 self.service.count("failed_tasks")
+                self.last_failure = _one_line(exc)
                 log.error("task %s of project %s failed, no prediction stored (it will be tried again): %s",
                           task.get("id"), self.project_id or "?", _one_line(exc))
                 results.append([])

@@ -1,0 +1,135 @@
+"""Pre-labelling a whole Label Studio project from the command line (``empathic prelabel``).
+
+Lists the project's tasks, skips those that already hold a prediction of the current model
+version, predicts the rest one at a time with the same backend class as the server, and posts each
+prediction as soon as it exists. An interrupted run therefore loses at most the task in hand, and
+running it again continues where it stopped; a second complete run does nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import requests
+
+from .backend import EmpathicBackend
+from .media_fetch import LabelStudioAccess, TokenProvider
+from .service import AnalysisService
+
+log = logging.getLogger(__name__)
+
+PAGE_SIZE = 100
+TIMEOUT_S = 60.0
+
+
+class LabelStudioApiError(RuntimeError):
+    """Label Studio refused or failed an API call."""
+
+
+class LabelStudioApi:
+    """The few REST calls pre-labelling needs, with a personal access token or a legacy token."""
+
+    def __init__(self, access: LabelStudioAccess):
+        if not access.url:
+            raise ValueError("the Label Studio URL is needed (--url or LABEL_STUDIO_URL)")
+        self.url = access.url
+        self.tokens = TokenProvider(access)
+
+    def _call(self, method: str, path: str, **kwargs):
+        url = f"{self.url}{path}"
+        try:
+            response = requests.request(method, url, headers=self.tokens.headers(), timeout=TIMEOUT_S, **kwargs)
+        except requests.RequestException as exc:
+            raise LabelStudioApiError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
+        if not response.ok:
+            hint = " (check the API key)" if response.status_code in (401, 403) else ""
+            raise LabelStudioApiError(f"{method} {url}: HTTP {response.status_code} {response.reason}{hint}")
+        return response.json() if response.content else None
+
+    def project(self, project_id: int) -> dict:
+        return self._call("GET", f"/api/projects/{project_id}")
+
+    def tasks(self, project_id: int) -> Iterator[dict]:
+        page = 1
+        while True:
+            try:
+                body = self._call("GET", "/api/tasks", params={"project": project_id, "page": page,
+                                                               "page_size": PAGE_SIZE, "fields": "all"})
+            except LabelStudioApiError as exc:
+                if "HTTP 404" in str(exc) and page > 1:  # past the last page
+                    return
+                raise
+            tasks = body.get("tasks", []) if isinstance(body, dict) else body
+            yield from tasks
+            total = body.get("total") if isinstance(body, dict) else None
+            if not tasks or (total is not None and page * PAGE_SIZE >= total):
+                return
+            page += 1
+
+    def prediction_versions(self, task_id: int) -> set[str]:
+        return {p.get("model_version") for p in self._call("GET", "/api/predictions", params={"task": task_id})}
+
+    def post_prediction(self, task_id: int, prediction: dict) -> None:
+        self._call("POST", "/api/predictions", json={"task": task_id, **prediction})
+
+
+@dataclass
+class PrelabelSummary:
+    selected: int = 0
+    already_predicted: int = 0
+    done: int = 0
+    served_from_cache: int = 0
+    failed: list[tuple[int, str]] = field(default_factory=list)
+
+    def line(self) -> str:
+        text = (f"{self.selected} task(s) selected: {self.done} predicted ({self.served_from_cache} from the "
+                f"cache), {self.already_predicted} already had a prediction, {len(self.failed)} failed")
+        return text + "".join(f"\n  task {task}: {reason}" for task, reason in self.failed)
+
+
+def select_tasks(tasks: list[dict], which: str) -> list[dict]:
+    """``all``, ``unlabeled`` (no annotation yet) or comma-separated task ids."""
+    if which == "all":
+        return tasks
+    if which == "unlabeled":
+        return [t for t in tasks if not t.get("total_annotations") and not t.get("is_labeled")]
+    try:
+        wanted = {int(part) for part in which.split(",") if part.strip()}
+    except ValueError:
+        raise ValueError(f"--tasks takes all, unlabeled or comma-separated task ids, got {which!r}") from None
+    chosen = [t for t in tasks if t["id"] in wanted]
+    missing = wanted - {t["id"] for t in chosen}
+    if missing:
+        raise ValueError(f"task(s) {', '.join(map(str, sorted(missing)))} are not in this project")
+    return chosen
+
+
+def prelabel(api: LabelStudioApi, project_id: int, service: AnalysisService, which: str = "all",
+             hook: Callable[[str, int, "int | None"], None] | None = None) -> PrelabelSummary:
+    project = api.project(project_id)
+    backend = EmpathicBackend(str(project_id), project["label_config"], service=service)
+    tasks = select_tasks(list(api.tasks(project_id)), which)
+    summary = PrelabelSummary(selected=len(tasks))
+    version = backend.model_version
+    if hook:
+        hook("tasks", 0, len(tasks))
+    for number, task in enumerate(tasks, start=1):
+        if version in api.prediction_versions(task["id"]):
+            summary.already_predicted += 1
+        else:
+            hits_before = service.counters["face_cache_hits"] + service.counters["voice_cache_hits"]
+            misses_before = service.counters["face_cache_misses"] + service.counters["voice_cache_misses"]
+            (prediction,) = backend.predict([task])
+            if prediction:
+                api.post_prediction(task["id"], prediction)
+                summary.done += 1
+                hits = service.counters["face_cache_hits"] + service.counters["voice_cache_hits"] - hits_before
+                misses = service.counters["face_cache_misses"] + service.counters["voice_cache_misses"] - misses_before
+                summary.served_from_cache += int(hits > 0 and misses == 0)
+            else:
+                summary.failed.append((task["id"], backend.last_failure or "unknown failure"))
+        if hook:
+            hook("tasks", number, len(tasks))
+    return summary
