@@ -203,3 +203,36 @@ def test_prelabel_predicts_each_task_once_and_a_second_run_does_nothing(label_st
     wrong = subprocess.run([*command[:-3], "--tasks", "999999", "--project", str(project)], env=env,
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 1 and "999999" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_without_redis_a_thread_runs_the_jobs_and_posts_the_prediction(label_studio, backend, media, tmp_path):
+    from empathic.labelstudio.server import create_app
+    from empathic.labelstudio.service import AnalysisService
+    from empathic.labelstudio.settings import BackendSettings
+
+    client = label_studio.client()
+    config = (CONFIGS / "audio_voice.xml").read_text()
+    project = client.create_project("e2e local jobs", config)
+    (task_id,) = client.upload_file(project, media["audio"])
+    settings = BackendSettings(label_studio_url=label_studio.url, label_studio_api_key=backend["pat"], device="cpu",
+                               media_cache_dir=tmp_path / "media", model_version="emo-local-jobs", inline_budget_s=0)
+    service = AnalysisService(settings)
+    with create_app(service).test_client() as app:
+        task = client.get_task(task_id)
+        response = app.post("/predict", json={"tasks": [task], "project": f"{project}.1", "label_config": config})
+        assert response.get_json()["results"] == [[]]  # deferred: nothing inline
+        deadline = time.time() + 120
+        while not client.predictions(task_id):
+            assert time.time() < deadline, app.get("/jobs").get_json()
+            time.sleep(0.5)
+        (prediction,) = client.predictions(task_id)
+        assert prediction["model_version"] == "emo-local-jobs"
+        (job,) = app.get(f"/jobs?project={project}").get_json()["jobs"]
+        deadline = time.time() + 30
+        while job["state"] != "done":
+            assert time.time() < deadline, job
+            time.sleep(0.2)
+            job = app.get(f"/jobs/{job['id']}").get_json()
+        assert job["delivered"] is True and job["task"] == task_id and job["progress"]["step"] in ("segments", "transcripts")
+        assert app.get("/jobs/nope").status_code == 404
+        assert 'empathic_jobs{state="done"} 1' in app.get("/metrics").get_data(as_text=True)

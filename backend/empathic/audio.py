@@ -99,3 +99,15 @@ def _frame_start_s(frame, stream) -> float:
     if frame.pts is None or frame.time_base is None:
         return _start_s(stream)
     return float(frame.pts * frame.time_base)
+
+
+def media_duration_s(path: str | Path) -> float:
+    """The container's duration without decoding (0 when the container does not say)."""
+    container = _open(Path(path))
+    try:
+        if container.duration:
+            return container.duration / 1_000_000  # microseconds (av.time_base)
+        streams = [s for s in container.streams if s.duration and s.time_base]
+        return max((float(s.duration * s.time_base) for s in streams), default=0.0)
+    finally:
+        container.close()

@@ -144,6 +144,13 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, default=4, help="request threads per process (default 4)")
     serve.add_argument("--log-level", default="info", help="debug, info (default), warning, error")
 
+    worker = commands.add_parser(
+        "worker", help="consume background jobs from Redis (REDIS_URL), with the models preloaded",
+        description="An RQ worker for the backend's queue. Run one per GPU, on any machine that reaches "
+                    "Redis and Label Studio; settings come from the same environment variables as serve.")
+    worker.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    worker.add_argument("--no-preload", action="store_true", help="load models on the first job instead")
+
     prelabel = commands.add_parser(
         "prelabel", help="predict every task of a Label Studio project and upload the predictions",
         description="Pre-label a whole project: tasks that already hold a prediction of the current "
@@ -154,6 +161,9 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="personal access token or legacy token (default $LABEL_STUDIO_API_KEY)")
     prelabel.add_argument("--project", type=int, required=True, help="project id")
     prelabel.add_argument("--tasks", default="all", help="all (default), unlabeled, or task ids: 3,5,8")
+    prelabel.add_argument("--workers", choices=["local", "rq"], default="local",
+                          help="local: predict in this process (default); rq: queue a job per task for "
+                               "`empathic worker` processes (needs REDIS_URL)")
     prelabel.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
     models = commands.add_parser("models", help="manage model weights")
@@ -408,6 +418,20 @@ def _serve(args) -> int:
     return 0
 
 
+def _worker(args) -> int:
+    from .labelstudio.backend import default_service
+    from .labelstudio.jobs import make_worker
+
+    service = default_service()
+    if not service.settings.redis_url:
+        raise CliError("a worker needs REDIS_URL (the queue lives in Redis)")
+    if not args.no_preload:
+        service.preload()
+    make_worker(service.settings).work(burst=args.burst, logging_level=logging.getLevelName(
+        logging.getLogger().getEffectiveLevel()) if args.debug else "INFO")
+    return 0
+
+
 def _prelabel(args) -> int:
     from .labelstudio.media_fetch import LabelStudioAccess
     from .labelstudio.prelabel import LabelStudioApi, prelabel
@@ -423,7 +447,8 @@ def _prelabel(args) -> int:
     access = LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key)
     progress = _ProgressBars(not args.quiet)
     try:
-        summary = prelabel(LabelStudioApi(access), args.project, AnalysisService(settings), args.tasks, hook=progress)
+        summary = prelabel(LabelStudioApi(access), args.project, AnalysisService(settings), args.tasks, hook=progress,
+                           workers=args.workers)
     finally:
         progress.close()
     print(summary.line())
@@ -469,7 +494,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="empathic: %(levelname)s: %(message)s", stream=sys.stderr)
     if getattr(args, "offline", False):
         os.environ["HF_HUB_OFFLINE"] = "1"
-    handlers = {"annotate": _annotate, "models": _download, "serve": _serve, "prelabel": _prelabel}
+    handlers = {"annotate": _annotate, "models": _download, "serve": _serve, "prelabel": _prelabel,
+                "worker": _worker}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 
+from ..audio import media_duration_s
 from ..face_analysis import FaceAnalysisOptions
 from ..faces.detect import DetectorOptions
 from ..segments.diarization import DiarizationOptions
@@ -72,13 +74,28 @@ class EmpathicBackend:
     def fit(self, event, data, **kwargs) -> dict:
         return {"status": "this backend retrains nothing", "event": event}
 
-    def predict(self, tasks: list[dict], context: dict | None = None, **kwargs) -> list:
+    def predict(self, tasks: list[dict], context: dict | None = None, defer: bool = False, **kwargs) -> list:
+        """One result per task, in order: a prediction, or ``[]`` (nothing stored) for a task that
+        failed or, with ``defer``, one that became a background job because computing it would not
+        fit in what is left of INLINE_BUDGET_S (the job's worker posts its prediction later)."""
         if self.plan is None:
             raise TaskError("no labeling config was given")
+        deadline = time.monotonic() + self.service.settings.inline_budget_s
         results: list = []
         for task in tasks:
             try:
-                results.append(self._predict_task(task))
+                found = self._analyses(task, cached_only=True) if defer else {}
+                if defer and not self._fits(task, found, deadline):
+                    from .jobs import job_payload
+
+                    info = self.service.jobs.submit(job_payload(self.project_id, self.label_config, task,
+                                                                self.model_version))
+                    self.service.count("deferred_tasks")
+                    log.info("task %s of project %s goes to background job %s (%s)", task.get("id"),
+                             self.project_id or "?", info.id, info.state)
+                    results.append([])
+                    continue
+                results.append(self.predict_now(task, known=found))
                 self.service.count("predictions")
             except Exception as exc:  # one bad task never spoils the batch
                 self.service.count("failed_tasks")
@@ -88,22 +105,47 @@ class EmpathicBackend:
                 results.append([])
         return results
 
-    def _predict_task(self, task: dict) -> dict:
-        data = task.get("data") or {}
+    def _fits(self, task: dict, found: dict, deadline: float) -> bool:
+        """Cached analyses always fit; otherwise the media's duration times the cost per media
+        second this process has measured (INLINE_RATE until it has) must fit before the deadline."""
+        if all(a is not None for a in found.values()):
+            return True
+        estimate = 0.0
+        for kind, analysis in found.items():
+            if analysis is None:
+                obj = self.plan.video() if kind == "face" else self.plan.audio()
+                duration = media_duration_s(self._media(task, obj))
+                estimate += duration * self.service.seconds_per_media_second(kind)
+        return time.monotonic() + estimate <= deadline
+
+    def _analyses(self, task: dict, cached_only: bool = False, hook=None, known: dict | None = None) -> dict:
+        """{kind: analysis} for the config's objects; ``known`` ones are reused, None where a
+        ``cached_only`` lookup found nothing."""
         settings = self.service.settings
-        face = voice = None
-        face_options = None
+        analyses: dict = {k: v for k, v in (known or {}).items() if v is not None}
         video, audio = self.plan.video(), self.plan.audio()
-        if video is not None:
-            path = self._media(task, video)
-            face_options = FaceAnalysisOptions(pps=_first(video, "pps") or settings.face_pps,
-                                               detector=settings.detector, detection=DetectorOptions())
-            face = self.service.analyze_face(path, face_options, _first(video, "model_size") or settings.face_model_size)
-        if audio is not None:
-            path = self._media(task, audio)
-            voice = self.service.analyze_voice(path, self._voice_options(audio),
-                                               _first(audio, "model_size") or settings.voice_model_size,
-                                               transcribe=audio.control("textarea") is not None)
+        if video is not None and "face" not in analyses:
+            analyses["face"] = self.service.analyze_face(
+                self._media(task, video), self._face_options(video),
+                _first(video, "model_size") or settings.face_model_size, hook=hook, cached_only=cached_only)
+        if audio is not None and "voice" not in analyses:
+            analyses["voice"] = self.service.analyze_voice(
+                self._media(task, audio), self._voice_options(audio),
+                _first(audio, "model_size") or settings.voice_model_size,
+                transcribe=audio.control("textarea") is not None, hook=hook, cached_only=cached_only)
+        return analyses
+
+    def _face_options(self, video: ObjectPlan) -> FaceAnalysisOptions:
+        settings = self.service.settings
+        return FaceAnalysisOptions(pps=_first(video, "pps") or settings.face_pps, detector=settings.detector,
+                                   detection=DetectorOptions())
+
+    def predict_now(self, task: dict, hook=None, known: dict | None = None) -> dict:
+        """The prediction of one task, computed here if need be; raises when it cannot be made."""
+        data = task.get("data") or {}
+        analyses = self._analyses(task, hook=hook, known=known)
+        face, voice = analyses.get("face"), analyses.get("voice")
+        face_options = self._face_options(self.plan.video()) if self.plan.video() is not None else None
         prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice,
                                       face_pps=face_options.pps if face_options else 1.0)
         # An invalid region would make a strict Label Studio refuse the whole batch: check first.

@@ -1,8 +1,8 @@
 """Pre-labelling a whole Label Studio project from the command line (``empathic prelabel``).
 
 Lists the project's tasks, skips those that already hold a prediction of the current model
-version, predicts the rest one at a time with the same backend class as the server, and posts each
-prediction as soon as it exists. An interrupted run therefore loses at most the task in hand, and
+version, predicts the rest one at a time with the same backend class as the server (or queues a job
+per task for `empathic worker` processes), and posts each prediction as soon as it exists. An interrupted run therefore loses at most the task in hand, and
 running it again continues where it stopped; a second complete run does nothing.
 """
 
@@ -107,7 +107,10 @@ def select_tasks(tasks: list[dict], which: str) -> list[dict]:
 
 
 def prelabel(api: LabelStudioApi, project_id: int, service: AnalysisService, which: str = "all",
-             hook: Callable[[str, int, "int | None"], None] | None = None) -> PrelabelSummary:
+             hook: Callable[[str, int, "int | None"], None] | None = None, workers: str = "local",
+             poll_s: float = 1.0) -> PrelabelSummary:
+    """``workers="local"`` predicts here, task after task; ``"rq"`` queues a job per task for
+    `empathic worker` processes (their workers post the predictions) and follows the jobs."""
     project = api.project(project_id)
     backend = EmpathicBackend(str(project_id), project["label_config"], service=service)
     tasks = select_tasks(list(api.tasks(project_id)), which)
@@ -115,6 +118,8 @@ def prelabel(api: LabelStudioApi, project_id: int, service: AnalysisService, whi
     version = backend.model_version
     if hook:
         hook("tasks", 0, len(tasks))
+    if workers == "rq":
+        return _prelabel_with_jobs(api, project_id, backend, tasks, summary, hook, poll_s)
     for number, task in enumerate(tasks, start=1):
         if version in api.prediction_versions(task["id"]):
             summary.already_predicted += 1
@@ -132,4 +137,39 @@ def prelabel(api: LabelStudioApi, project_id: int, service: AnalysisService, whi
                 summary.failed.append((task["id"], backend.last_failure or "unknown failure"))
         if hook:
             hook("tasks", number, len(tasks))
+    return summary
+
+
+def _prelabel_with_jobs(api: LabelStudioApi, project_id: int, backend: EmpathicBackend, tasks: list[dict],
+                        summary: PrelabelSummary, hook, poll_s: float) -> PrelabelSummary:
+    import time
+
+    from .jobs import job_payload
+
+    service = backend.service
+    if not service.settings.redis_url:
+        raise ValueError("--workers rq needs REDIS_URL: the queue that `empathic worker` processes consume")
+    pending: dict[str, int] = {}
+    for task in tasks:
+        if backend.model_version in api.prediction_versions(task["id"]):
+            summary.already_predicted += 1
+            continue
+        info = service.jobs.submit(job_payload(str(project_id), backend.label_config, task, backend.model_version))
+        pending[info.id] = task["id"]
+    finished = summary.already_predicted
+    while pending:
+        for job, task_id in list(pending.items()):
+            info = service.jobs.get(job)
+            if info is None or info.state not in ("done", "failed"):
+                continue
+            del pending[job]
+            finished += 1
+            if info.state == "done":
+                summary.done += 1
+            else:
+                summary.failed.append((task_id, info.reason or "failed"))
+        if hook:
+            hook("tasks", finished, len(tasks))
+        if pending:
+            time.sleep(poll_s)
     return summary

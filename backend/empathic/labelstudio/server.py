@@ -1,7 +1,9 @@
 """Label Studio's ML-backend wire protocol on Flask (the JSON shapes of upstream's server).
 
-GET /, /health (always fast), POST /setup (parses the config; never loads a model), POST /predict,
-POST /webhook (retrains nothing), GET /metrics (Prometheus text), GET /versions. HTTP basic auth
+GET /, /health (always fast), POST /setup (parses the config; never loads a model), POST /predict
+(answers within INLINE_BUDGET_S; longer tasks become background jobs), POST /webhook (retrains
+nothing), GET /jobs (?project=ID) and /jobs/<id> (state, progress, failure reason), GET /metrics
+(Prometheus text), GET /versions. HTTP basic auth
 when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.
 """
 
@@ -71,7 +73,7 @@ def create_app(service: AnalysisService) -> Flask:
         started = time.perf_counter()
         try:
             backend = EmpathicBackend(_project_id(body.get("project")), body.get("label_config"), service=service)
-            results = backend.predict(tasks, context=context, **params)
+            results = backend.predict(tasks, context=context, defer=True, **params)
         except ConfigError as exc:
             log.error("project %s: %s", _project_id(body.get("project")), exc)
             return jsonify(status="error", error=str(exc)), 400
@@ -88,6 +90,18 @@ def create_app(service: AnalysisService) -> Flask:
         project = body.get("project") or {}
         backend = EmpathicBackend(str(project.get("id", "")), None, service=service)
         return jsonify(status="ok", result=backend.fit(action, body)), 201
+
+    @app.get("/jobs")
+    def jobs():
+        project = request.args.get("project")
+        return jsonify(jobs=[info.to_dict() for info in service.jobs.list(project)])
+
+    @app.get("/jobs/<job_id>")
+    def job(job_id: str):
+        info = service.jobs.get(job_id)
+        if info is None:
+            return jsonify(status="error", error=f"no job {job_id}"), 404
+        return jsonify(info.to_dict())
 
     @app.get("/versions")
     def versions():
@@ -120,6 +134,12 @@ def prometheus_text(service: AnalysisService) -> str:
                counters.get(f"{kind}_cache_hits", 0))
         metric(f"{kind}_cache_misses_total", "counter", f"{kind} analyses computed",
                counters.get(f"{kind}_cache_misses", 0))
+    metric("deferred_tasks_total", "counter", "tasks handed to background jobs", counters.get("deferred_tasks", 0))
+    if service.jobs_started:
+        jobs = service.jobs
+        metric("queue_length", "gauge", "jobs waiting for a worker", jobs.queued())
+        lines.extend(["# HELP empathic_jobs jobs by state", "# TYPE empathic_jobs gauge"])
+        lines.extend(f'empathic_jobs{{state="{state}"}} {count}' for state, count in jobs.counts().items())
     if cache.get("entries") is not None:
         metric("cache_entries", "gauge", "analyses held by the in-process cache", cache["entries"])
     return "\n".join(lines) + "\n"

@@ -49,6 +49,8 @@ class AnalysisService:
         self._device_slots = threading.BoundedSemaphore(settings.gpu_concurrency)
         self.counters: Counter = Counter()
         self._counter_lock = threading.Lock()
+        self._rates: dict[str, float] = {}
+        self._jobs = None
 
     def count(self, name: str, amount: float = 1) -> None:
         with self._counter_lock:
@@ -84,26 +86,43 @@ class AnalysisService:
                 return analysis
             except ValueError as exc:
                 log.warning("cached %s analysis %s is unusable (%s); computing it again", kind, key[:12], exc)
-        self.count(f"{kind}_cache_misses")
         return None
 
-    def analyze_face(self, path: Path, options: FaceAnalysisOptions, size: str) -> FaceAnalysis:
+    def seconds_per_media_second(self, kind: str) -> float:
+        """The cost of an analysis per second of media, learned from this process's own runs (an
+        exponential moving average), starting from INLINE_RATE before any run."""
+        with self._counter_lock:
+            return self._rates.get(kind, self.settings.inline_rate)
+
+    def _learn_rate(self, kind: str, seconds: float, media_seconds: float) -> None:
+        if media_seconds <= 0:
+            return
+        rate = seconds / media_seconds
+        with self._counter_lock:
+            previous = self._rates.get(kind)
+            self._rates[kind] = rate if previous is None else 0.7 * previous + 0.3 * rate
+
+    def analyze_face(self, path: Path, options: FaceAnalysisOptions, size: str, hook=None,
+                     cached_only: bool = False) -> FaceAnalysis | None:
         info = self._identity(("face", size), lambda: FaceEmotionModel.describe(
             *FaceEmotionModel.locate(size, self.sources), self.runtime))
         key = cache_key(media_digest(path), "face", model_identity(info),
                         options.as_parameters() + (("analysis_version", __version__),))
         analysis = self._cached("face", key, FaceAnalysis.from_cache)
-        if analysis is None:
+        if analysis is None and not cached_only:
+            self.count("face_cache_misses")
             model = self._model(("face", size), lambda: FaceEmotionModel.load(size, self.sources, self.runtime))
             started = time.perf_counter()
             with self._device_slots:
-                analysis = analyze_faces(path, model, options)
-            self.count("inference_seconds", time.perf_counter() - started)
+                analysis = analyze_faces(path, model, options, hook=hook)
+            elapsed = time.perf_counter() - started
+            self.count("inference_seconds", elapsed)
+            self._learn_rate("face", elapsed, analysis.media["duration_s"])
             self.cache.put(key, analysis.to_cache())
         return analysis
 
     def analyze_voice(self, path: Path, options: VoiceAnalysisOptions, size: str,
-                      transcribe: bool = False) -> VoiceAnalysis:
+                      transcribe: bool = False, hook=None, cached_only: bool = False) -> VoiceAnalysis | None:
         encoder = self.settings.voice_encoder
         info = self._identity(("voice", size, encoder), lambda: VoiceEmotionModel.describe(
             *VoiceEmotionModel.locate(size, self.sources, encoder), self.runtime))
@@ -113,7 +132,8 @@ class AnalysisService:
                            ("transcription_language", self.settings.language or "auto"))
         key = cache_key(media_digest(path), "voice", model_identity(info), parameters)
         analysis = self._cached("voice", key, VoiceAnalysis.from_cache)
-        if analysis is None:
+        if analysis is None and not cached_only:
+            self.count("voice_cache_misses")
             model = self._model(("voice", size, encoder),
                                 lambda: VoiceEmotionModel.load(size, self.sources, self.runtime, encoder=encoder))
             segmenter = make_segmenter(options, path, sources=self.sources, device=str(self.runtime.device))
@@ -126,7 +146,34 @@ class AnalysisService:
                                                                    self.runtime, language=self.settings.language))
             started = time.perf_counter()
             with self._device_slots:
-                analysis = analyze_voice(path, model, options, segmenter=segmenter, transcriber=transcriber)
-            self.count("inference_seconds", time.perf_counter() - started)
+                analysis = analyze_voice(path, model, options, hook=hook, segmenter=segmenter,
+                                         transcriber=transcriber)
+            elapsed = time.perf_counter() - started
+            self.count("inference_seconds", elapsed)
+            self._learn_rate("voice", elapsed, analysis.media["duration_s"])
             self.cache.put(key, analysis.to_cache())
         return analysis
+
+    def preload(self) -> None:
+        """Load the configured face and voice models now (a worker does, before its first job)."""
+        settings = self.settings
+        self._model(("face", settings.face_model_size),
+                    lambda: FaceEmotionModel.load(settings.face_model_size, self.sources, self.runtime))
+        self._model(("voice", settings.voice_model_size, settings.voice_encoder),
+                    lambda: VoiceEmotionModel.load(settings.voice_model_size, self.sources, self.runtime,
+                                                   encoder=settings.voice_encoder))
+
+    @property
+    def jobs_started(self) -> bool:
+        return self._jobs is not None
+
+    @property
+    def jobs(self):
+        """The background job queue: RQ on REDIS_URL, else a thread in this process (made on first use)."""
+        with self._load_lock:
+            if self._jobs is None:
+                from .jobs import LocalJobQueue, RQJobQueue
+
+                self._jobs = (RQJobQueue(self.settings)
+                              if self.settings.redis_url else LocalJobQueue(self))
+            return self._jobs

@@ -37,6 +37,11 @@ ENVIRONMENT = {
     "weights_dir": "EMPATHIC_WEIGHTS_DIR",
     "gpu_concurrency": "GPU_CONCURRENCY",
     "asr_model": "ASR_MODEL",
+    "inline_budget_s": "INLINE_BUDGET_S",
+    "inline_rate": "INLINE_RATE",
+    "queue_name": "QUEUE_NAME",
+    "job_retries": "JOB_RETRIES",
+    "job_timeout_s": "JOB_TIMEOUT_S",
     "language": "ASR_LANGUAGE",
 }
 
@@ -70,6 +75,15 @@ class BackendSettings(BaseModel):
     weights_dir: Path | None = None
     gpu_concurrency: int = Field(default=1, ge=1)
     asr_model: str = "openai/whisper-small"  # fills per-region TextAreas on audio
+    # /predict computes a task itself only when its estimated cost fits in this many seconds (Label
+    # Studio gives up after ML_TIMEOUT_PREDICT, 100 s by default); the rest become background jobs.
+    inline_budget_s: float = Field(default=60.0, ge=0)
+    inline_rate: float = Field(default=2.0, gt=0)  # assumed seconds of work per media second, until measured
+    queue_name: str = "empathic"
+    job_retries: int = Field(default=2, ge=0)
+    # A job running longer is stopped and retried; a worker that dies is noticed this long (+60 s)
+    # after it took the job, and its job goes back to the queue.
+    job_timeout_s: int = Field(default=6 * 3600, gt=0)
     language: str | None = None  # None: Whisper detects the language of each segment
 
     @field_validator("label_studio_url")
