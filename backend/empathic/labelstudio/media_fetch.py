@@ -196,7 +196,7 @@ class MediaFetcher:
         quoted = quote(key, safe="/")
         # Label Studio 1.23 serves uploads through the storage proxy whatever the storage backend;
         # /data/upload/ is the older route, still there for file-system storage.
-        proxy = f"{base}/storage-data/uploaded/?filepath={quote(key, safe='/')}"
+        proxy = f"{base}/storage-data/uploaded/?filepath={quoted}"
         legacy = f"{base}/data/{quoted}"
         return _Remote(f"{value} from {base}", (proxy, legacy), legacy, _basename(key))
 

@@ -50,6 +50,7 @@ class AnalysisService:
         self.counters: Counter = Counter()
         self._counter_lock = threading.Lock()
         self._rates: dict[str, float] = {}
+        self._digests: dict[tuple, str] = {}
         self._jobs = None
 
     def count(self, name: str, amount: float = 1) -> None:
@@ -76,6 +77,21 @@ class AnalysisService:
             if key not in self._identities:
                 self._identities[key] = describe()
             return self._identities[key]
+
+    def _digest(self, path: Path) -> str:
+        """The media's content hash, remembered per file version: a task is looked up in the cache
+        before it is computed, and hashing an hour of video takes seconds."""
+        stat = Path(path).stat()
+        version = (str(path), stat.st_size, stat.st_mtime_ns)
+        with self._counter_lock:
+            digest = self._digests.get(version)
+        if digest is None:
+            digest = media_digest(path)
+            with self._counter_lock:
+                if len(self._digests) >= 4096:
+                    self._digests.clear()
+                self._digests[version] = digest
+        return digest
 
     def _cached(self, kind: str, key: str, from_cache):
         document = self.cache.get(key)
@@ -106,7 +122,7 @@ class AnalysisService:
                      cached_only: bool = False) -> FaceAnalysis | None:
         info = self._identity(("face", size), lambda: FaceEmotionModel.describe(
             *FaceEmotionModel.locate(size, self.sources), self.runtime))
-        key = cache_key(media_digest(path), "face", model_identity(info),
+        key = cache_key(self._digest(path), "face", model_identity(info),
                         options.as_parameters() + (("analysis_version", __version__),))
         analysis = self._cached("face", key, FaceAnalysis.from_cache)
         if analysis is None and not cached_only:
@@ -130,7 +146,7 @@ class AnalysisService:
         if transcribe:
             parameters += (("transcription_model", self.settings.asr_model),
                            ("transcription_language", self.settings.language or "auto"))
-        key = cache_key(media_digest(path), "voice", model_identity(info), parameters)
+        key = cache_key(self._digest(path), "voice", model_identity(info), parameters)
         analysis = self._cached("voice", key, VoiceAnalysis.from_cache)
         if analysis is None and not cached_only:
             self.count("voice_cache_misses")
