@@ -10,10 +10,12 @@ from empathic.face_analysis import FaceAnalysisOptions, analyze_faces
 from empathic.labelstudio.config import ConfigError, parse_config
 from empathic.labelstudio.mapping import (DEFAULT_THRESHOLD, UnmappableConfigError, map_labels, require_mappable,
                                           resolve)
-from empathic.labelstudio.predictions import PredictionError, build_prediction, frame_rate, prediction_problems
-from empathic.labelstudio.regions import FrameClock
+from empathic.labelstudio.predictions import (PredictionError, build_prediction, editor_frame_rate, frame_rate,
+                                              frame_rate_field, prediction_problems, set_task_field)
+from empathic.labelstudio.regions import FrameClock, video_rectangles
+from empathic.results import Box, FaceAnalysis, FaceObservation, FrameRecord
 from empathic.segments.vad import VadOptions
-from empathic.timeline import SmoothingOptions, smooth
+from empathic.timeline import SmoothingOptions, sample_extents, smooth
 from empathic.voice_analysis import VoiceAnalysisOptions, analyze_voice
 from media_factory import moving_face_video
 
@@ -123,8 +125,9 @@ def test_video_faces_config_gives_tracks_choices_and_timeline(face_analysis):
     tracks = by_type["videorectangle"]
     assert len(tracks) == 2 and all(t["value"]["labels"] == ["Face"] for t in tracks)
     first = tracks[0]["value"]["sequence"]
-    assert [k["frame"] for k in first] == [1 + 5 * i for i in range(10)]  # 5 samples/s of 25 fps
-    assert first[0]["enabled"] is True and first[-1]["enabled"] is False
+    # 5 samples/s of 25 fps, then the last sample's box held to the last frame of the 2 s clip
+    assert [k["frame"] for k in first] == [1 + 5 * i for i in range(10)] + [50]
+    assert first[0]["enabled"] is True and first[-2]["enabled"] is True and first[-1]["enabled"] is False
     track_ids = {t["id"] for t in tracks}
     choices = by_type["choices"]
     assert {c["id"] for c in choices} == track_ids and all(1 <= len(c["value"]["choices"]) <= 3 for c in choices)
@@ -132,13 +135,81 @@ def test_video_faces_config_gives_tracks_choices_and_timeline(face_analysis):
     assert 0 < prediction["score"] <= 1 and prediction["model_version"] == "emo-test"
 
 
-def test_frame_rate_comes_from_the_tag_or_the_task(face_analysis, caplog):
+def test_frame_rate_is_the_one_label_studios_editor_uses(caplog):
+    """Video.js afterCreate (LS 1.23.2): Number(attribute or task field); not a positive number -> 24;
+    below 1 -> seconds per frame."""
     video = parse_config((CONFIGS / "video_faces.xml").read_text()).video()
-    assert frame_rate(video, {"fps": "30"}, 30.0) == 30.0
-    with pytest.raises(PredictionError, match="task field 'fps'"):
-        frame_rate(video, {}, 25.0)
+    assert frame_rate_field(video) == "fps"
+    assert frame_rate(video, {"fps": "30"}, 30.0) == 30.0 and caplog.text == ""
+    assert editor_frame_rate(video, {}) == (24.0, "the task has no 'fps' field")
+    assert editor_frame_rate(video, {"fps": ""})[0] == 24.0
+    assert editor_frame_rate(video, {"fps": "fast"}) == (24.0, "frameRate 'fast' is not a number")
+    assert editor_frame_rate(video, {"fps": 0.04}) == (25.0, None)  # seconds per frame
+    assert editor_frame_rate(video, {"fps": 29.97003}) == (29.97003, None)
+    with pytest.raises(PredictionError, match="'-25' must be a positive number"):
+        editor_frame_rate(video, {"fps": "-25"})
+    frame_rate(video, {}, 25.0)
+    assert "task has no 'fps' field, so Label Studio's editor counts frames at its default of 24" in caplog.text
+    caplog.clear()
     frame_rate(video, {"fps": 24}, 25.0)
-    assert "differs from the file's 25.000" in caplog.text
+    assert "frame rate is 24.000 but the file has 25.000" in caplog.text
+    nested = parse_config('<View><Video name="v" value="$video" frameRate="$meta.fps"/><VideoRectangle name="b" '
+                          'toName="v"/><Labels name="l" toName="v"><Label value="Joy"/></Labels></View>').video()
+    assert editor_frame_rate(nested, {"meta": {"fps": 50}}) == (50.0, None)
+    assert set_task_field({"video": "a.mp4"}, "meta.fps", 50) == {"video": "a.mp4", "meta": {"fps": 50}}
+    literal = parse_config('<View><Video name="v" value="$video"/><VideoRectangle name="b" toName="v"/>'
+                           '<Labels name="l" toName="v"><Label value="Joy"/></Labels></View>').video()
+    assert frame_rate_field(literal) is None and editor_frame_rate(literal, {}) == (24.0, "the Video tag has no frameRate")
+
+
+def _one_track_analysis(seen: list[bool], pps: float, duration_s: float, fps: float = 25.0) -> FaceAnalysis:
+    """A face at the same box in the samples where ``seen`` is True, none elsewhere."""
+    frames, faces = [], []
+    for index, present in enumerate(seen):
+        time_s = index / pps
+        frames.append(FrameRecord(index, int(round(time_s * fps)), time_s, 640, 360))
+        if present:
+            faces.append(FaceObservation(index, int(round(time_s * fps)), time_s, Box(64, 36, 128, 72), 0.9, 1,
+                                         emotions=(), dimensions=()))
+    return FaceAnalysis(media={"width": 640, "height": 360, "duration_s": duration_s, "average_fps": fps},
+                        frames=tuple(frames), faces=tuple(faces), model=None, parameters=())
+
+
+def _boxed_frames(track: dict) -> set[int]:
+    """The frames Label Studio's editor shows the track's box on (isInLifespan: the closest keyframe
+    at or before a frame decides; a disabled keyframe still shows its own frame)."""
+    keys = track["value"]["sequence"]
+    shown = set()
+    for frame in range(1, track["value"]["framesCount"] + 1):
+        before = [k for k in keys if k["frame"] <= frame]
+        if before and (before[-1]["enabled"] or before[-1]["frame"] == frame):
+            shown.add(frame)
+    return shown
+
+
+def test_a_face_seen_to_the_end_is_boxed_on_the_last_frame():
+    face = _one_track_analysis([True] * 6, pps=1.0, duration_s=6.0)
+    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None, sample_period_s=1.0)
+    assert _boxed_frames(track) == set(range(1, 151))
+    assert [(k["frame"], k["enabled"]) for k in track["value"]["sequence"]][-2:] == [(126, True), (150, False)]
+
+
+def test_a_face_that_leaves_is_unboxed_from_the_first_sample_that_misses_it():
+    face = _one_track_analysis([True, True, True, False, False, True], pps=1.0, duration_s=6.0)
+    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None, sample_period_s=1.0)
+    # samples at 0, 1, 2 s (frames 1, 26, 51) then gone at 3 s (frame 76), back at 5 s (frame 126)
+    assert _boxed_frames(track) == set(range(1, 76)) | set(range(126, 151))
+    timeline_extents = sample_extents(np.array([o.time_s for o in face.faces]), 1.0, 6.0)
+    clock = FrameClock(25, 6.0)
+    expected = set()
+    for start_s, end_s in timeline_extents:  # the TimelineLabels rule gives the same frames
+        expected |= set(range(clock.frame_at(start_s), clock.last_frame_before(end_s) + 1))
+    assert _boxed_frames(track) == expected
+
+
+def _rectangle_control():
+    plan = parse_config((CONFIGS / "video_faces.xml").read_text())
+    return plan.video().control("videorectangle")
 
 
 def test_audio_config_gives_segments_with_every_per_region_control(voice_analysis):

@@ -434,7 +434,8 @@ def _worker(args) -> int:
 
 def _prelabel(args) -> int:
     from .labelstudio.media_fetch import LabelStudioAccess
-    from .labelstudio.prelabel import LabelStudioApi, prelabel
+    from .labelstudio.label_studio_api import LabelStudioApi
+    from .labelstudio.prelabel import prelabel
     from .labelstudio.service import AnalysisService
     from .labelstudio.settings import BackendSettings
 

@@ -20,7 +20,7 @@ from ..segments.diarization import DiarizationOptions
 from ..segments.fixed import WindowOptions
 from ..voice_analysis import VoiceAnalysisOptions
 from .config import ObjectPlan, ProjectPlan, parse_config
-from .predictions import build_prediction, prediction_problems
+from .predictions import build_prediction, frame_rate_field, prediction_problems, task_field
 from .service import AnalysisService
 
 log = logging.getLogger(__name__)
@@ -142,9 +142,9 @@ class EmpathicBackend:
 
     def predict_now(self, task: dict, hook=None, known: dict | None = None) -> dict:
         """The prediction of one task, computed here if need be; raises when it cannot be made."""
-        data = task.get("data") or {}
         analyses = self._analyses(task, hook=hook, known=known)
         face, voice = analyses.get("face"), analyses.get("voice")
+        data = self._data_with_frame_rate(task, face)
         face_options = self._face_options(self.plan.video()) if self.plan.video() is not None else None
         prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice,
                                       face_pps=face_options.pps if face_options else 1.0)
@@ -155,6 +155,21 @@ class EmpathicBackend:
         if problems:
             raise TaskError(f"the prediction would not be valid: {'; '.join(map(str, problems[:3]))}")
         return prediction
+
+    def _data_with_frame_rate(self, task: dict, face) -> dict:
+        """The task data the prediction counts frames from. Where the Video tag's frameRate reads a
+        field the task lacks (an upload or a storage sync fills only the media field), the file's
+        frame rate is written into the task first (WRITE_FRAME_RATE), so that the editor counts
+        frames at the file's rate too; otherwise both fall back to Label Studio's 24."""
+        data = task.get("data") or {}
+        video = self.plan.video()
+        field_path = frame_rate_field(video) if video is not None else None
+        fps = face.media.get("average_fps") if face is not None else None
+        if field_path is None or task_field(data, field_path) is not None or not fps:
+            return data
+        if not self.service.settings.write_frame_rate:
+            return data
+        return self.service.record_task_field(task.get("id"), data, field_path, fps) or data
 
     def _interface(self):
         if self._label_interface is None:

@@ -56,7 +56,7 @@ def execute(payload: dict, service, report=None) -> dict:
     model version. Raises when the task cannot be predicted (the queue then retries or fails it)."""
     from .backend import EmpathicBackend
     from .media_fetch import LabelStudioAccess
-    from .prelabel import LabelStudioApi
+    from .label_studio_api import LabelStudioApi
 
     backend = EmpathicBackend(payload["project"], payload["label_config"], service=service)
     task = payload["task"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 
 from ..results import FaceAnalysis, VoiceAnalysis
@@ -11,33 +12,75 @@ from .regions import (FrameClock, audio_segments, choose, mean_label_scores, per
 
 log = logging.getLogger(__name__)
 
-LABEL_STUDIO_DEFAULT_FPS = 24.0  # the Video tag's frameRate when the config gives none
+# Label Studio's editor (Video.js afterCreate, the same in the 1.23.2 bundle) reads the Video tag's
+# frameRate as Number(value or task field); anything that is not a positive number becomes 24, and a
+# value below 1 is taken as seconds per frame. Frames here follow exactly the same rule, so that a
+# prediction's frame numbers land on the times the editor shows them at.
+LABEL_STUDIO_DEFAULT_FPS = 24.0
 
 
 class PredictionError(ValueError):
     """A task cannot be turned into a prediction (bad frameRate field, missing analysis)."""
 
 
-def frame_rate(video: ObjectPlan, task_data: dict, file_fps: float | None) -> float:
-    """The Video tag's frame rate: a literal, a ``$field`` of the task, or Label Studio's default."""
-    text = video.frame_rate
-    if text and text.startswith("$"):
-        raw = task_data.get(text[1:])
-        if raw is None:
-            raise PredictionError(f"the Video tag's frameRate reads task field {text[1:]!r}, which this "
-                                  f"task does not have")
-    else:
-        raw = text if text else LABEL_STUDIO_DEFAULT_FPS
+def frame_rate_field(video: ObjectPlan) -> str | None:
+    """The task field the Video tag's frameRate reads (``frameRate="$fps"`` -> ``"fps"``), if any."""
+    text = (video.frame_rate or "").strip()
+    return text[1:] if text.startswith("$") and len(text) > 1 else None
+
+
+def task_field(task_data: dict, path: str):
+    """A task data value by a dotted path (``meta.fps``), as the editor's lookup reads it; None if absent."""
+    value = task_data
+    for part in path.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def set_task_field(data: dict, field_path: str, value) -> dict:
+    """A copy of task data with ``value`` at a dotted path (``meta.fps``), creating the dicts on the way."""
+    updated = copy.deepcopy(data)
+    *parents, leaf = field_path.split(".")
+    node = updated
+    for part in parents:
+        if not isinstance(node.get(part), dict):
+            node[part] = {}
+        node = node[part]
+    node[leaf] = value
+    return updated
+
+
+def editor_frame_rate(video: ObjectPlan, task_data: dict) -> tuple[float, str | None]:
+    """(the frame rate Label Studio's editor uses for this task, why it fell back to 24 or None)."""
+    field_name = frame_rate_field(video)
+    raw = task_field(task_data, field_name) if field_name else video.frame_rate
+    if raw is None or (isinstance(raw, str) and not raw.strip()):
+        reason = (f"the task has no {field_name!r} field" if field_name else "the Video tag has no frameRate")
+        return LABEL_STUDIO_DEFAULT_FPS, reason
     try:
         fps = float(raw)
     except (TypeError, ValueError):
-        raise PredictionError(f"frameRate {raw!r} is not a number") from None
-    if not fps > 0:
-        raise PredictionError(f"frameRate must be > 0, got {fps}")
+        return LABEL_STUDIO_DEFAULT_FPS, f"frameRate {raw!r} is not a number"
+    if fps != fps or fps == 0:  # NaN or 0: the editor's "not a number"
+        return LABEL_STUDIO_DEFAULT_FPS, f"frameRate {raw!r} is not a usable number"
+    if fps < 0 or fps == float("inf"):
+        raise PredictionError(f"frameRate {raw!r} must be a positive number (Label Studio's editor cannot "
+                              f"play a video at it)")
+    return (1.0 / fps if fps < 1 else fps), None
+
+
+def frame_rate(video: ObjectPlan, task_data: dict, file_fps: float | None) -> float:
+    """The Video tag's frame rate as the editor will use it. Frames then land at the right times
+    whatever it is, but on the file's own frames only when it matches the file: a mismatch is logged."""
+    fps, fallback = editor_frame_rate(video, task_data)
     if file_fps and abs(fps - file_fps) > 0.01 * file_fps:
-        log.warning("the Video tag's frame rate %.3f differs from the file's %.3f; frames follow the tag, "
-                    "as Label Studio's player does (set frameRate to match, or re-encode at constant rate)",
-                    fps, file_fps)
+        why = (f"{fallback}, so Label Studio's editor counts frames at its default of {fps:g} per second"
+               if fallback else f"the Video tag's frame rate is {fps:.3f}")
+        log.warning("%s but the file has %.3f; the prediction counts frames as the editor does (give the "
+                    "Video tag the file's frame rate, or re-encode at a constant rate, for frame-exact regions)",
+                    why, file_fps)
     return fps
 
 
@@ -47,7 +90,7 @@ def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict, pps: f
     rectangle = video.control("videorectangle")
     track_label = video.control("labels")
     if rectangle is not None:
-        results += video_rectangles(face, rectangle, clock, track_label)
+        results += video_rectangles(face, rectangle, clock, track_label, 1.0 / pps)
         for control in video.controls:
             if control.type == "choices" and control.per_region:
                 for track_id, observations in tracks_of(face).items():

@@ -2,77 +2,21 @@
 
 Lists the project's tasks, skips those that already hold a prediction of the current model
 version, predicts the rest one at a time with the same backend class as the server (or queues a job
-per task for `empathic worker` processes), and posts each prediction as soon as it exists. An interrupted run therefore loses at most the task in hand, and
-running it again continues where it stopped; a second complete run does nothing.
+per task for `empathic worker` processes), and posts each prediction as soon as it exists. An
+interrupted run therefore loses at most the task in hand, and running it again continues where it stopped; a second complete run does nothing.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import requests
-
 from .backend import EmpathicBackend
-from .media_fetch import LabelStudioAccess, TokenProvider
+from .label_studio_api import LabelStudioApi
 from .service import AnalysisService
 
 log = logging.getLogger(__name__)
-
-PAGE_SIZE = 100
-TIMEOUT_S = 60.0
-
-
-class LabelStudioApiError(RuntimeError):
-    """Label Studio refused or failed an API call."""
-
-
-class LabelStudioApi:
-    """The few REST calls pre-labelling needs, with a personal access token or a legacy token."""
-
-    def __init__(self, access: LabelStudioAccess):
-        if not access.url:
-            raise ValueError("the Label Studio URL is needed (--url or LABEL_STUDIO_URL)")
-        self.url = access.url
-        self.tokens = TokenProvider(access)
-
-    def _call(self, method: str, path: str, **kwargs):
-        url = f"{self.url}{path}"
-        try:
-            response = requests.request(method, url, headers=self.tokens.headers(), timeout=TIMEOUT_S, **kwargs)
-        except requests.RequestException as exc:
-            raise LabelStudioApiError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
-        if not response.ok:
-            hint = " (check the API key)" if response.status_code in (401, 403) else ""
-            raise LabelStudioApiError(f"{method} {url}: HTTP {response.status_code} {response.reason}{hint}")
-        return response.json() if response.content else None
-
-    def project(self, project_id: int) -> dict:
-        return self._call("GET", f"/api/projects/{project_id}")
-
-    def tasks(self, project_id: int) -> Iterator[dict]:
-        page = 1
-        while True:
-            try:
-                body = self._call("GET", "/api/tasks", params={"project": project_id, "page": page,
-                                                               "page_size": PAGE_SIZE, "fields": "all"})
-            except LabelStudioApiError as exc:
-                if "HTTP 404" in str(exc) and page > 1:  # past the last page
-                    return
-                raise
-            tasks = body.get("tasks", []) if isinstance(body, dict) else body
-            yield from tasks
-            total = body.get("total") if isinstance(body, dict) else None
-            if not tasks or (total is not None and page * PAGE_SIZE >= total):
-                return
-            page += 1
-
-    def prediction_versions(self, task_id: int) -> set[str]:
-        return {p.get("model_version") for p in self._call("GET", "/api/predictions", params={"task": task_id})}
-
-    def post_prediction(self, task_id: int, prediction: dict) -> None:
-        self._call("POST", "/api/predictions", json={"task": task_id, **prediction})
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import FaceAnalysis, FaceObservation, VoiceAnalysis, VoiceSegment
-from ..timeline import SmoothingOptions, smooth
+from ..timeline import SmoothingOptions, sample_extents, smooth
 from .config import ControlPlan, ObjectPlan
 from .mapping import LabelMapping
 
@@ -81,27 +81,28 @@ def track_region_id(track_id: int) -> str:
 
 
 def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClock,
-                     label_control: ControlPlan | None) -> list[dict]:
-    """One track per face: a keyframe per sampled observation, ``enabled: false`` where the face
-    is gone (before a sample it is missing from, and at its last sample)."""
+                     label_control: ControlPlan | None, sample_period_s: float) -> list[dict]:
+    """One track per face. A face seen at a sample stays boxed for the time that sample stands for
+    (``timeline.sample_extents``: until the next sample, or the end of the video), the same rule
+    as the track's TimelineLabels. Label Studio shows a keyframe with ``enabled: false`` on its own
+    frame and hides the box after it, so each stretch of presence ends with a disabled keyframe on
+    its last frame."""
     regions = []
+    frame_w, frame_h = float(face.media["width"]), float(face.media["height"])
+    end_s = float(face.media["duration_s"])
     for track_id, observations in tracks_of(face).items():
-        sequence = []
-        frame_w, frame_h = float(face.media["width"]), float(face.media["height"])
+        extents = sample_extents(np.array([o.time_s for o in observations]), sample_period_s, end_s)
+        keyframes: dict[int, dict] = {}  # by frame: a later sample in the same frame replaces it
         for i, obs in enumerate(observations):
-            following = observations[i + 1] if i + 1 < len(observations) else None
-            enabled = following is not None and following.sample_index == obs.sample_index + 1
+            box = _box_percent(obs, frame_w, frame_h)
             frame = clock.frame_at(obs.time_s)
-            if sequence and sequence[-1]["frame"] == frame:
-                continue  # two samples in one Label Studio frame (pps above the frame rate)
-            x, y = _pct(obs.box.x, frame_w), _pct(obs.box.y, frame_h)
-            sequence.append({
-                "frame": frame, "time": round((frame - 1) / clock.fps, 6), "x": x, "y": y,
-                "width": round(min(_pct(obs.box.w, frame_w), 100.0 - x), 4),
-                "height": round(min(_pct(obs.box.h, frame_h), 100.0 - y), 4),
-                "rotation": 0, "enabled": enabled})
-        value = {"framesCount": clock.frames_count, "duration": round(face.media["duration_s"], 6),
-                 "sequence": sequence}
+            continues = bool(i + 1 < len(observations) and extents[i, 1] >= extents[i + 1, 0] - _EPS)
+            last = max(frame, clock.last_frame_before(float(extents[i, 1])))
+            keyframes[frame] = _keyframe(frame, clock, box, enabled=continues or last > frame)
+            if not continues and last > frame:
+                keyframes[last] = _keyframe(last, clock, box, enabled=False)
+        value = {"framesCount": clock.frames_count, "duration": round(end_s, 6),
+                 "sequence": [keyframes[f] for f in sorted(keyframes)]}
         if label_control is not None:
             value["labels"] = [_track_label(label_control, observations)]
         regions.append({"id": track_region_id(track_id), "from_name": rectangle.name,
@@ -109,6 +110,16 @@ def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClo
                         "score": round(float(np.mean([o.detection_confidence for o in observations])), 4),
                         "value": value})
     return regions
+
+
+def _box_percent(obs: FaceObservation, frame_w: float, frame_h: float) -> dict:
+    x, y = _pct(obs.box.x, frame_w), _pct(obs.box.y, frame_h)
+    return {"x": x, "y": y, "width": round(min(_pct(obs.box.w, frame_w), 100.0 - x), 4),
+            "height": round(min(_pct(obs.box.h, frame_h), 100.0 - y), 4)}
+
+
+def _keyframe(frame: int, clock: FrameClock, box: dict, enabled: bool) -> dict:
+    return {"frame": frame, "time": round((frame - 1) / clock.fps, 6), **box, "rotation": 0, "enabled": enabled}
 
 
 def _track_label(label_control: ControlPlan, observations: list[FaceObservation]) -> str:

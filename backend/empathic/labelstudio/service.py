@@ -23,6 +23,7 @@ from ..results import FaceAnalysis, VoiceAnalysis
 from ..voice_analysis import VoiceAnalysisOptions, analyze_voice, make_segmenter
 from .cache import AnalysisCache, cache_key, make_cache, media_digest, model_identity
 from .media_fetch import LabelStudioAccess, MediaFetcher
+from .predictions import set_task_field
 from .settings import BackendSettings
 
 log = logging.getLogger(__name__)
@@ -52,10 +53,53 @@ class AnalysisService:
         self._rates: dict[str, float] = {}
         self._digests: dict[tuple, str] = {}
         self._jobs = None
+        self._label_studio_api = None
+        self._warned: set[str] = set()
 
     def count(self, name: str, amount: float = 1) -> None:
         with self._counter_lock:
             self.counters[name] += amount
+
+    def warn_once(self, key: str, message: str, *args) -> None:
+        """A warning logged once per process (a missing optional model would otherwise flood the log)."""
+        with self._counter_lock:
+            if key in self._warned:
+                return
+            self._warned.add(key)
+        log.warning(message, *args)
+
+    @property
+    def label_studio_api(self):
+        """Label Studio's REST API with the backend's key, or None without LABEL_STUDIO_URL and a key."""
+        settings = self.settings
+        if not (settings.label_studio_url and settings.label_studio_api_key):
+            return None
+        with self._load_lock:
+            if self._label_studio_api is None:
+                from .label_studio_api import LabelStudioApi
+
+                self._label_studio_api = LabelStudioApi(
+                    LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key))
+            return self._label_studio_api
+
+    def record_task_field(self, task_id, data: dict, field_path: str, value) -> dict | None:
+        """Write ``value`` into the task's data at ``field_path`` (its other fields unchanged) through
+        Label Studio's API: the task's new data, or None, with the reason logged, where that fails."""
+        api = self.label_studio_api
+        if api is None or task_id is None:
+            self.warn_once("no-task-writes", "cannot write %r into tasks: the backend needs LABEL_STUDIO_URL and "
+                           "LABEL_STUDIO_API_KEY for that", field_path)
+            return None
+        updated = set_task_field(data, field_path, value)
+        try:
+            api.update_task_data(task_id, updated)
+        except Exception as exc:  # the prediction still follows the editor's clock without it
+            self.count("task_field_write_failures")
+            log.warning("task %s: could not write %s=%r into the task (%s)", task_id, field_path, value, exc)
+            return None
+        self.count("task_fields_written")
+        log.info("task %s: wrote %s=%r into the task", task_id, field_path, value)
+        return updated
 
     @property
     def runtime(self) -> Runtime:

@@ -43,6 +43,7 @@ ENVIRONMENT = {
     "job_retries": "JOB_RETRIES",
     "job_timeout_s": "JOB_TIMEOUT_S",
     "language": "ASR_LANGUAGE",
+    "write_frame_rate": "WRITE_FRAME_RATE",
 }
 
 
@@ -85,6 +86,10 @@ class BackendSettings(BaseModel):
     # after it took the job, and its job goes back to the queue.
     job_timeout_s: int = Field(default=6 * 3600, gt=0)
     language: str | None = None  # None: Whisper detects the language of each segment
+    # A Video tag whose frameRate reads a task field ("$fps") that the task lacks (uploads and storage
+    # syncs fill only the media field): write the file's frame rate into the task, so that the editor
+    # and the prediction count frames alike. Off: both use Label Studio's default of 24.
+    write_frame_rate: bool = True
 
     @field_validator("label_studio_url")
     @classmethod
