@@ -85,6 +85,25 @@ def test_missing_weights_name_the_repos_and_the_fetch_command(clip, tmp_path):
                            "HF_HUB_OFFLINE", "empathic models download --face small")
 
 
+def test_every_missing_model_is_named_at_once_before_any_decoding(two_voice_video, hub_cache, tmp_path):
+    """Face heads and backbone, voice heads and encoder, the ASR model and the diarization pipeline:
+    one message, one command, before a single frame or sample is decoded (no progress bar started)."""
+    out = tmp_path / "out"
+    result = run("annotate", two_voice_video, "--face", "--voice", "--transcribe", "--segmentation", "diarization",
+                 "--voice-encoder", "bud-e-whisper", "-o", out, env={"HF_HUB_CACHE": str(tmp_path / "empty-cache")})
+    _assert_one_line_error(result, "laion/Empathic-Insight-Face-Small", "google/siglip2-so400m-patch16-384",
+                           "laion/Empathic-Insight-Voice-Small", "laion/BUD-E-Whisper", "openai/whisper-small",
+                           "pyannote/speaker-diarization-community-1", "accept the conditions",
+                           "`empathic models download --face small --voice small --voice-encoder bud-e-whisper "
+                           "--asr --diarization`")
+    assert "frame" not in result.stderr and "segment" not in result.stderr.replace("--segmentation", "")
+    # With the face models present (the test cache), only what is still missing is named.
+    result = run("annotate", two_voice_video, "--face", "--voice", "--transcribe", "-o", out,
+                 "--asr-model", "openai/whisper-absent@v2")
+    _assert_one_line_error(result, "openai/whisper-absent (revision v2", "--asr openai/whisper-absent@v2`")
+    assert "Empathic-Insight-Face-Small" not in result.stderr and not out.exists()
+
+
 def test_weights_from_a_plain_folder_per_model(clip, hub_cache, tmp_path):
     import shutil
 

@@ -9,6 +9,7 @@ and is tried again on the next retrieve.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -78,15 +79,23 @@ def _metrics(backend) -> dict[str, float]:
     return {line.split()[0]: float(line.split()[1]) for line in text.splitlines() if line and not line.startswith("#")}
 
 
-def _project(label_studio, backend, config_name: str, media_paths: list[Path], fps: int | None = None):
+def _project(label_studio, backend, config_name: str, media_paths: list[Path], how: str = "upload"):
+    """A project with the shipped config, its tasks imported the ordinary ways (upload, or a Local
+    Files storage synced), the task data left exactly as Label Studio made it."""
     client = label_studio.client()
     config = (CONFIGS / config_name).read_text()
-    project = client.create_project(f"e2e {config_name}", config)
-    task_ids = [tid for path in media_paths for tid in client.upload_file(project, path)]
-    if fps is not None:  # the config reads frameRate="$fps" from the task
-        for tid in task_ids:
-            task = client.get_task(tid)
-            client.patch(f"/api/tasks/{tid}", json={"data": {**task["data"], "fps": fps}})
+    project = client.create_project(f"e2e {config_name} {how}", config)
+    if how == "upload":
+        task_ids = [tid for path in media_paths for tid in client.upload_file(project, path)]
+    else:
+        folder = label_studio.media_root / f"project-{project}"
+        folder.mkdir(parents=True)
+        for path in media_paths:
+            shutil.copy(path, folder / Path(path).name)
+        before = {t["id"] for t in client.list_tasks(project)}
+        client.create_local_storage(project, folder)
+        task_ids = sorted(t["id"] for t in client.list_tasks(project) if t["id"] not in before)
+        assert len(task_ids) == len(media_paths)
     connected = client.connect_ml_backend(project, backend["url"], "empathic")
     assert connected.get("model_version") == MODEL_VERSION or connected.get("state") == "CO", connected
     return client, project, task_ids, config
@@ -106,11 +115,13 @@ def _check(client, config: str, task_ids: list[int]) -> list[dict]:
     return predictions
 
 
-@pytest.mark.parametrize("config_name, kind, fps", [
-    ("video_faces.xml", "video", 25), ("audio_voice.xml", "audio", None),
-    ("video_face_voice.xml", "video", None), ("basic_emotions.xml", "video", None)])
-def test_retrieve_predictions_for_each_shipped_config(label_studio, backend, media, config_name, kind, fps):
-    client, project, task_ids, config = _project(label_studio, backend, config_name, [media[kind]], fps)
+@pytest.mark.parametrize("how", ["upload", "local_storage"])
+@pytest.mark.parametrize("config_name, kind", [
+    ("video_faces.xml", "video"), ("audio_voice.xml", "audio"), ("video_face_voice.xml", "video"),
+    ("basic_emotions.xml", "video")])
+def test_retrieve_predictions_for_each_shipped_config(label_studio, backend, media, config_name, kind, how):
+    client, project, task_ids, config = _project(label_studio, backend, config_name, [media[kind]], how)
+    assert "fps" not in client.list_tasks(project)[0]["data"]  # an ordinary import fills only the media field
     client.retrieve_predictions(project)
     (prediction,) = _check(client, config, task_ids)
     types = {r["type"] for r in prediction["result"]}
@@ -119,8 +130,56 @@ def test_retrieve_predictions_for_each_shipped_config(label_studio, backend, med
                 "basic_emotions.xml": {"videorectangle", "choices"}}[config_name]
     assert expected <= types
     if kind == "video":
+        # The backend wrote the file's frame rate into the task, so the editor's clock (frameRate="$fps")
+        # and the prediction's frames are the file's own 25 per second.
+        (task,) = [t for t in client.list_tasks(project) if t["id"] == task_ids[0]]
+        assert task["data"]["fps"] == 25.0 and set(task["data"]) == {"video", "fps"}
         tracks = [r for r in prediction["result"] if r["type"] == "videorectangle"]
-        assert len(tracks) == 2 and all(isinstance(k["frame"], int) for t in tracks for k in t["value"]["sequence"])
+        assert len(tracks) == 2
+        for track in tracks:
+            value = track["value"]
+            assert value["framesCount"] == round(value["duration"] * 25)
+            frames = [k["frame"] for k in value["sequence"]]
+            assert all(isinstance(f, int) for f in frames)
+            # samples every 0.5 s (FACE_PPS=2) land on frames 1, 13, 26, 38, ... of a 25 fps clock
+            assert frames[:4] == [1, 13, 26, 38]
+            # both faces stay in the picture to the end: boxed on the very last frame
+            assert frames[-1] == value["framesCount"] and value["sequence"][-1]["enabled"] is False
+
+
+def test_with_the_write_turned_off_frames_follow_the_editors_default(label_studio, backend, media, tmp_path):
+    from empathic.labelstudio.server import create_app
+    from empathic.labelstudio.service import AnalysisService
+    from empathic.labelstudio.settings import BackendSettings
+
+    client = label_studio.client()
+    config = (CONFIGS / "video_faces.xml").read_text()
+    project = client.create_project("e2e no fps write", config)
+    first, second = client.upload_file(project, media["video"]) + client.upload_file(project, media["video"])
+    settings = BackendSettings(label_studio_url=label_studio.url, label_studio_api_key=backend["pat"], device="cpu",
+                               media_cache_dir=tmp_path / "media", model_version="emo-no-write", face_pps=2.0,
+                               write_frame_rate=False)
+    service = AnalysisService(settings)
+    with create_app(service).test_client() as app:
+        tasks = [client.get_task(first)]
+        (prediction,) = app.post("/predict", json={"tasks": tasks, "project": f"{project}.1",
+                                                   "label_config": config}).get_json()["results"]
+        assert "fps" not in client.get_task(first)["data"]
+        for track in [r for r in prediction["result"] if r["type"] == "videorectangle"]:
+            # Label Studio's editor plays a task without the field at 24 frames per second
+            assert track["value"]["framesCount"] == round(track["value"]["duration"] * 24)
+            # the sample at 0.48 s (the 25 fps file's frame shown at 0.5 s) is in the editor's frame 12 at 24 fps
+            assert [k["frame"] for k in track["value"]["sequence"]][:3] == [1, 12, 25]
+        # With the write on, a task that vanished meanwhile cannot take the field: the prediction
+        # still counts frames as the editor would (24), and the failure is counted.
+        service.settings = settings.model_copy(update={"write_frame_rate": True})
+        gone = client.get_task(second)
+        client.delete(f"/api/tasks/{second}")
+        (prediction,) = app.post("/predict", json={"tasks": [gone], "project": f"{project}.1",
+                                                   "label_config": config}).get_json()["results"]
+        track = next(r for r in prediction["result"] if r["type"] == "videorectangle")
+        assert track["value"]["framesCount"] == round(track["value"]["duration"] * 24)
+        assert "empathic_task_field_write_failures_total 1" in app.get("/metrics").get_data(as_text=True)
 
 
 def test_a_label_change_is_served_from_the_cache(label_studio, backend, media):

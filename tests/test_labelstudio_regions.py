@@ -12,7 +12,7 @@ from empathic.labelstudio.mapping import (DEFAULT_THRESHOLD, UnmappableConfigErr
                                           resolve)
 from empathic.labelstudio.predictions import (PredictionError, build_prediction, editor_frame_rate, frame_rate,
                                               frame_rate_field, prediction_problems, set_task_field)
-from empathic.labelstudio.regions import FrameClock, video_rectangles
+from empathic.labelstudio.regions import FrameClock, track_extents, video_rectangles
 from empathic.results import Box, FaceAnalysis, FaceObservation, FrameRecord
 from empathic.segments.vad import VadOptions
 from empathic.timeline import SmoothingOptions, sample_extents, smooth
@@ -88,7 +88,7 @@ def test_frame_clock_is_one_based_and_inclusive():
 def test_hysteresis_keeps_a_hovering_score_on_and_drops_short_blips():
     times = np.arange(12) * 0.5
     scores = [0, 0.06, 0.045, 0.05, 0.044, 0.06, 0.01, 0, 0.07, 0, 0, 0]  # on at 0.05, off below 0.035
-    segments = smooth(times, scores, 0.5, 6.0, SmoothingOptions(0.05, off_ratio=0.7, min_duration_s=1.0))
+    segments = smooth(sample_extents(times, 6.0), scores, SmoothingOptions(0.05, off_ratio=0.7, min_duration_s=1.0))
     assert [(s.start_s, s.end_s) for s in segments] == [(0.5, 3.0)]
 
 
@@ -116,8 +116,7 @@ def _check_prediction(config_text: str, prediction: dict, duration_s: float) -> 
 
 def test_video_faces_config_gives_tracks_choices_and_timeline(face_analysis):
     config = (CONFIGS / "video_faces.xml").read_text()
-    prediction = build_prediction(parse_config(config), {"video": "x.mp4", "fps": 25}, "emo-test", face=face_analysis,
-                                  face_pps=FACE_PPS)
+    prediction = build_prediction(parse_config(config), {"video": "x.mp4", "fps": 25}, "emo-test", face=face_analysis)
     _check_prediction(config, prediction, face_analysis.media["duration_s"])
     by_type = {}
     for region in prediction["result"]:
@@ -166,10 +165,11 @@ def _one_track_analysis(seen: list[bool], pps: float, duration_s: float, fps: fl
     """A face at the same box in the samples where ``seen`` is True, none elsewhere."""
     frames, faces = [], []
     for index, present in enumerate(seen):
-        time_s = index / pps
-        frames.append(FrameRecord(index, int(round(time_s * fps)), time_s, 640, 360))
+        frame_index = int(index / pps * fps + 1e-9)  # the frame shown at the sample time
+        time_s = frame_index / fps  # 0.48 s for the sample "at 0.5 s" of a 25 fps video
+        frames.append(FrameRecord(index, frame_index, time_s, 640, 360))
         if present:
-            faces.append(FaceObservation(index, int(round(time_s * fps)), time_s, Box(64, 36, 128, 72), 0.9, 1,
+            faces.append(FaceObservation(index, frame_index, time_s, Box(64, 36, 128, 72), 0.9, 1,
                                          emotions=(), dimensions=()))
     return FaceAnalysis(media={"width": 640, "height": 360, "duration_s": duration_s, "average_fps": fps},
                         frames=tuple(frames), faces=tuple(faces), model=None, parameters=())
@@ -189,22 +189,34 @@ def _boxed_frames(track: dict) -> set[int]:
 
 def test_a_face_seen_to_the_end_is_boxed_on_the_last_frame():
     face = _one_track_analysis([True] * 6, pps=1.0, duration_s=6.0)
-    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None, sample_period_s=1.0)
+    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None)
     assert _boxed_frames(track) == set(range(1, 151))
     assert [(k["frame"], k["enabled"]) for k in track["value"]["sequence"]][-2:] == [(126, True), (150, False)]
 
 
 def test_a_face_that_leaves_is_unboxed_from_the_first_sample_that_misses_it():
     face = _one_track_analysis([True, True, True, False, False, True], pps=1.0, duration_s=6.0)
-    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None, sample_period_s=1.0)
+    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None)
     # samples at 0, 1, 2 s (frames 1, 26, 51) then gone at 3 s (frame 76), back at 5 s (frame 126)
     assert _boxed_frames(track) == set(range(1, 76)) | set(range(126, 151))
-    timeline_extents = sample_extents(np.array([o.time_s for o in face.faces]), 1.0, 6.0)
+    timeline_extents = track_extents(face, list(face.faces))
     clock = FrameClock(25, 6.0)
     expected = set()
     for start_s, end_s in timeline_extents:  # the TimelineLabels rule gives the same frames
         expected |= set(range(clock.frame_at(start_s), clock.last_frame_before(end_s) + 1))
     assert _boxed_frames(track) == expected
+
+
+def test_the_jitter_of_sampled_frame_times_never_breaks_a_track():
+    face = _one_track_analysis([True] * 12, pps=2.0, duration_s=6.0)
+    assert [round(f.time_s, 2) for f in face.frames[:3]] == [0.0, 0.48, 1.0]
+    (track,) = video_rectangles(face, _rectangle_control(), FrameClock(25, 6.0), None)
+    keys = track["value"]["sequence"]
+    assert all(k["enabled"] for k in keys[:-1]) and keys[-1] == {**keys[-2], "frame": 150, "time": 5.96,
+                                                                  "enabled": False}
+    assert _boxed_frames(track) == set(range(1, 151))
+    segments = smooth(track_extents(face, list(face.faces)), [0.1] * 12, SmoothingOptions(0.05))
+    assert [(s.start_s, s.end_s) for s in segments] == [(0.0, 6.0)]
 
 
 def _rectangle_control():
@@ -231,11 +243,11 @@ def test_audio_config_gives_segments_with_every_per_region_control(voice_analysi
 def test_face_and_voice_config_and_basic_preset(face_analysis, voice_analysis):
     config = (CONFIGS / "video_face_voice.xml").read_text()
     prediction = build_prediction(parse_config(config), {"video": "x.mp4"}, "v1", face=face_analysis,
-                                  voice=voice_analysis, face_pps=FACE_PPS)
+                                  voice=voice_analysis)
     _check_prediction(config, prediction, max(face_analysis.media["duration_s"], voice_analysis.media["duration_s"]))
     assert {r["to_name"] for r in prediction["result"]} == {"video", "audio"}
     basic = (CONFIGS / "basic_emotions.xml").read_text()
-    prediction = build_prediction(parse_config(basic), {"video": "x.mp4"}, "v1", face=face_analysis, face_pps=FACE_PPS)
+    prediction = build_prediction(parse_config(basic), {"video": "x.mp4"}, "v1", face=face_analysis)
     _check_prediction(basic, prediction, face_analysis.media["duration_s"])
     labels = {r["value"]["labels"][0] for r in prediction["result"] if r["type"] == "videorectangle"}
     assert labels <= {"Happy", "Sad", "Angry", "Fearful", "Surprised", "Disgusted"}

@@ -330,12 +330,16 @@ def _annotate(args) -> int:
         detector = make_detector(face_options.detector, face_options.detection)
     progress = _ProgressBars(not args.quiet)
     if voice:
-        from .audio import decode_audio
-        from .voice_analysis import make_segmenter
-
         voice_options = _voice_options(args)
         if voice_options.segmentation == "scene" and (probed is None or probed[0].is_image):
             raise CliError(f"{args.input}: scene segmentation needs a video")
+    # Every model the run needs is found (or fetched) before any decoding: a missing one is named
+    # with all the others in one error, not discovered after the faces of an hour-long video.
+    _require_models(args, face, voice_options)
+    if voice:
+        from .audio import decode_audio
+        from .voice_analysis import make_segmenter
+
         audio = decode_audio(args.input)
         segmenter = make_segmenter(voice_options, args.input, sources=_sources(args),
                                    device=str(runtime.device), hook=progress)
@@ -373,6 +377,25 @@ def _annotate(args) -> int:
         progress.close()
     _write_outputs(args, [(suffix, writer.render(analyses[kind])) for suffix, writer, kind in writers])
     return 0
+
+
+def _require_models(args, face: bool, voice_options) -> None:
+    from .hub import resolve_needs
+    from .models.face import FaceEmotionModel
+    from .models.voice import VoiceEmotionModel
+
+    needs = FaceEmotionModel.needs(args.model_size) if face else ()
+    if voice_options is not None:
+        needs += VoiceEmotionModel.needs(args.model_size, args.voice_encoder)
+        if args.transcribe:
+            from .models.asr import DEFAULT_ASR_MODEL, asr_needs
+
+            needs += asr_needs(args.asr_model or DEFAULT_ASR_MODEL)
+        if voice_options.segmentation == "diarization":
+            from .segments.diarization import diarization_needs
+
+            needs += diarization_needs(voice_options.diarization)
+    resolve_needs(needs, _sources(args))
 
 
 def _write_outputs(args, rendered: list[tuple[str, str]]) -> None:

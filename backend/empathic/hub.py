@@ -96,6 +96,55 @@ def _commit_of(snapshot: Path) -> str:
     return snapshot.name if snapshot.parent.name == "snapshots" else LOCAL_REVISION
 
 
+@dataclass(frozen=True)
+class ModelNeed:
+    """One repository a run needs: the files to fetch, those that must then be there, and the
+    ``empathic models download`` arguments that fetch it."""
+
+    ref: RepoRef
+    patterns: tuple[str, ...]
+    required_files: tuple[str, ...] = ()
+    download_args: tuple[str, ...] = ()
+    hint: str | None = None  # what else the user must do (a gated repository: accept its conditions)
+
+
+def download_command(needs: Iterable[ModelNeed]) -> str:
+    """The one ``empathic models download`` command that fetches all of ``needs``."""
+    args: list[tuple[str, ...]] = []
+    for need in needs:
+        if need.download_args and need.download_args not in args:
+            args.append(need.download_args)
+    return " ".join(["empathic models download", *(" ".join(a) for a in args)])
+
+
+def _resolve_one(ref: RepoRef, patterns: tuple[str, ...], sources: WeightSources,
+                 offline: bool) -> tuple[ResolvedRepo | None, str]:
+    """(the resolved repository, "") or (None, why it is missing)."""
+    folder = _local_folder(ref, sources)
+    if folder is not None:
+        return ResolvedRepo(ref, folder, LOCAL_REVISION), ""
+    snapshot = _from_cache(ref, patterns, sources)
+    if snapshot is None and not offline:
+        try:
+            snapshot = _download(ref, patterns, sources)
+        except Exception as exc:  # network, auth, unknown revision: all end the same way for the user
+            return None, f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"
+    if snapshot is None:
+        return None, "not in the local hub cache"
+    return ResolvedRepo(ref, snapshot, _commit_of(snapshot)), ""
+
+
+def _missing_error(missing: list[tuple[RepoRef, str]], sources: WeightSources, command: str,
+                   hints: Iterable[str] = ()) -> MissingWeightsError:
+    listed = "; ".join(f"{ref.repo_id} (revision {ref.revision}: {why})" for ref, why in missing)
+    mode = " with HF_HUB_OFFLINE set" if _is_offline(sources) else ""
+    extra = "".join(f" {hint}" for hint in dict.fromkeys(hints))
+    return MissingWeightsError(
+        f"model weights missing{mode}: {listed}. Fetch them on a machine with network access with "
+        f"`{command}` (then copy the hub cache, or pass --weights-dir).{extra}"
+    )
+
+
 def resolve_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSources,
                   fetch_command: str, allow_download: bool = True) -> dict[RepoRef, ResolvedRepo]:
     """Resolve every repository, or raise one error naming all that are missing and how to fetch them."""
@@ -103,29 +152,43 @@ def resolve_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSource
     missing: list[tuple[RepoRef, str]] = []
     offline = _is_offline(sources) or not allow_download
     for ref, patterns in wanted.items():
-        patterns = tuple(patterns)
-        folder = _local_folder(ref, sources)
-        if folder is not None:
-            resolved[ref] = ResolvedRepo(ref, folder, LOCAL_REVISION)
-            continue
-        snapshot = _from_cache(ref, patterns, sources)
-        if snapshot is None and not offline:
-            try:
-                snapshot = _download(ref, patterns, sources)
-            except Exception as exc:  # network, auth, unknown revision: all end the same way for the user
-                missing.append((ref, f"download failed: {type(exc).__name__}: {str(exc).splitlines()[0]}"))
-                continue
-        if snapshot is None:
-            missing.append((ref, "not in the local hub cache"))
-            continue
-        resolved[ref] = ResolvedRepo(ref, snapshot, _commit_of(snapshot))
+        found, why = _resolve_one(ref, tuple(patterns), sources, offline)
+        if found is None:
+            missing.append((ref, why))
+        else:
+            resolved[ref] = found
     if missing:
-        listed = "; ".join(f"{ref.repo_id} (revision {ref.revision}: {why})" for ref, why in missing)
-        mode = " with HF_HUB_OFFLINE set" if _is_offline(sources) else ""
-        raise MissingWeightsError(
-            f"model weights missing{mode}: {listed}. Fetch them on a machine with network access with "
-            f"`{fetch_command}` (then copy the hub cache, or pass --weights-dir)"
-        )
+        raise _missing_error(missing, sources, fetch_command)
+    return resolved
+
+
+def resolve_needs(needs: Iterable[ModelNeed], sources: WeightSources,
+                  allow_download: bool = True) -> dict[RepoRef, ResolvedRepo]:
+    """Resolve everything a run needs before any work starts, or raise ONE error that names every
+    missing or incomplete repository and the one command that fetches them all."""
+    needs = tuple(needs)
+    patterns: dict[RepoRef, tuple[str, ...]] = {}
+    for need in needs:
+        patterns[need.ref] = tuple(dict.fromkeys(patterns.get(need.ref, ()) + need.patterns))
+    offline = _is_offline(sources) or not allow_download
+    resolved: dict[RepoRef, ResolvedRepo] = {}
+    missing: list[tuple[RepoRef, str]] = []
+    for ref, wanted in patterns.items():
+        found, why = _resolve_one(ref, wanted, sources, offline)
+        if found is None:
+            missing.append((ref, why))
+        else:
+            resolved[ref] = found
+    for need in needs:  # a snapshot can exist with files missing (an interrupted or filtered download)
+        repo = resolved.get(need.ref)
+        absent = [name for name in need.required_files if repo is not None and not (repo.path / name).is_file()]
+        if absent:
+            shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
+            missing.append((need.ref, f"{repo.path} lacks {len(absent)} file(s): {shown}"))
+    if missing:
+        failed = {ref for ref, _ in missing}
+        raise _missing_error(missing, sources, download_command(n for n in needs if n.ref in failed),
+                             [n.hint for n in needs if n.ref in failed and n.hint])
     return resolved
 
 

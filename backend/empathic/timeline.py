@@ -3,8 +3,9 @@
 A label switches on where its score reaches ``on_threshold`` and stays on until the score falls
 below ``on_threshold * off_ratio`` (hysteresis: a score hovering at the threshold does not flicker
 on and off); segments shorter than ``min_duration_s`` are dropped. Each sample stands for the time
-from its own timestamp to the next sample (at most ``sample_period_s``), so a face that is missing
-from some samples ends its segments there.
+from its own timestamp to the next sample of the analysis (``sample_extents``), so a face that is
+missing from some samples ends its segments there, and the jitter of sampled frame times (a sample
+"at 0.5 s" of a 25 fps video is the frame shown at 0.48 s) never breaks a segment.
 """
 
 from __future__ import annotations
@@ -34,20 +35,22 @@ class TimeSegment:
     mean_score: float  # over the samples inside
 
 
-def sample_extents(times_s: np.ndarray, sample_period_s: float, end_s: float) -> np.ndarray:
-    """[n, 2] start and end of the time each sample stands for."""
-    times = np.asarray(times_s, dtype=np.float64)
-    ends = np.minimum(times + sample_period_s, np.append(times[1:], np.inf))
-    return np.stack([times, np.minimum(ends, end_s)], axis=1)
+def sample_extents(sample_times_s: np.ndarray, end_s: float) -> np.ndarray:
+    """[n, 2]: the time each sample of an analysis stands for, from its own timestamp to the next
+    sample's (the last one: to ``end_s``). Pass the times of every sample, not only those where a
+    face was seen, and pick the rows of a track's samples from the result."""
+    times = np.asarray(sample_times_s, dtype=np.float64)
+    ends = np.minimum(np.append(times[1:], end_s), end_s)
+    return np.stack([times, np.maximum(ends, times)], axis=1)
 
 
-def smooth(times_s: np.ndarray, scores: np.ndarray, sample_period_s: float, end_s: float,
-           options: SmoothingOptions) -> list[TimeSegment]:
-    """Segments where ``scores`` (one per sample, times ascending) is on, with hysteresis."""
+def smooth(extents: np.ndarray, scores: np.ndarray, options: SmoothingOptions) -> list[TimeSegment]:
+    """Segments where ``scores`` (one per sample, with its ``sample_extents`` row, in time order) is
+    on, with hysteresis; a gap between two samples' extents ends a segment."""
     scores = np.asarray(scores, dtype=np.float64)
     if len(scores) == 0:
         return []
-    extents = sample_extents(times_s, sample_period_s, end_s)
+    extents = np.asarray(extents, dtype=np.float64)
     off_level = options.on_threshold * options.off_ratio
     segments: list[TimeSegment] = []
     current: list[int] = []

@@ -145,9 +145,7 @@ class EmpathicBackend:
         analyses = self._analyses(task, hook=hook, known=known)
         face, voice = analyses.get("face"), analyses.get("voice")
         data = self._data_with_frame_rate(task, face)
-        face_options = self._face_options(self.plan.video()) if self.plan.video() is not None else None
-        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice,
-                                      face_pps=face_options.pps if face_options else 1.0)
+        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice)
         # An invalid region would make a strict Label Studio refuse the whole batch: check first.
         durations = [a.media["duration_s"] for a in (face, voice) if a is not None]
         problems = prediction_problems(prediction, max(durations) if durations else None)

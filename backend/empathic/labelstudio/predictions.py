@@ -84,20 +84,20 @@ def frame_rate(video: ObjectPlan, task_data: dict, file_fps: float | None) -> fl
     return fps
 
 
-def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict, pps: float) -> list[dict]:
+def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict) -> list[dict]:
     clock = FrameClock(frame_rate(video, task_data, face.media.get("average_fps")), face.media["duration_s"])
     results: list[dict] = []
     rectangle = video.control("videorectangle")
     track_label = video.control("labels")
     if rectangle is not None:
-        results += video_rectangles(face, rectangle, clock, track_label, 1.0 / pps)
+        results += video_rectangles(face, rectangle, clock, track_label)
         for control in video.controls:
             if control.type == "choices" and control.per_region:
                 for track_id, observations in tracks_of(face).items():
                     results.append(per_region_choices(control, track_region_id(track_id), observations))
     timeline = video.control("timelinelabels")
     if timeline is not None:
-        results += timeline_labels(face, timeline, clock, pps)
+        results += timeline_labels(face, timeline, clock)
     for control in video.controls:
         if control.type == "choices" and not control.per_region and face.faces:
             results.append(_clip_choices(control, mean_label_scores(control.mapping, list(face.faces))))
@@ -121,14 +121,14 @@ def _clip_choices(control, scored) -> dict:
 
 
 def build_prediction(plan: ProjectPlan, task_data: dict, model_version: str, face: FaceAnalysis | None = None,
-                     voice: VoiceAnalysis | None = None, face_pps: float = 1.0) -> dict:
+                     voice: VoiceAnalysis | None = None) -> dict:
     """``{"model_version", "score", "result"}``; the score is the mean of the region scores."""
     results: list[dict] = []
     video, audio = plan.video(), plan.audio()
     if video is not None:
         if face is None:
             raise PredictionError("the config has a Video to fill but no face analysis was made")
-        results += video_results(video, face, task_data, face_pps)
+        results += video_results(video, face, task_data)
     if audio is not None:
         if voice is None:
             raise PredictionError("the config has an Audio to fill but no voice analysis was made")

@@ -80,18 +80,26 @@ def track_region_id(track_id: int) -> str:
     return f"face{track_id}"
 
 
+def track_extents(face: FaceAnalysis, observations: list[FaceObservation]) -> np.ndarray:
+    """[n, 2]: the time each of a track's observations stands for: from its sample to the analysis's
+    next sample, seen or not (``timeline.sample_extents``), or to the end of the video."""
+    extents = sample_extents(np.array([f.time_s for f in face.frames]), float(face.media["duration_s"]))
+    row_of = {f.sample_index: row for row, f in enumerate(face.frames)}
+    return extents[[row_of[o.sample_index] for o in observations]]
+
+
 def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClock,
-                     label_control: ControlPlan | None, sample_period_s: float) -> list[dict]:
+                     label_control: ControlPlan | None) -> list[dict]:
     """One track per face. A face seen at a sample stays boxed for the time that sample stands for
-    (``timeline.sample_extents``: until the next sample, or the end of the video), the same rule
-    as the track's TimelineLabels. Label Studio shows a keyframe with ``enabled: false`` on its own
+    (``track_extents``: until the next sample, or the end of the video), the same rule as the
+    track's TimelineLabels. Label Studio shows a keyframe with ``enabled: false`` on its own
     frame and hides the box after it, so each stretch of presence ends with a disabled keyframe on
     its last frame."""
     regions = []
     frame_w, frame_h = float(face.media["width"]), float(face.media["height"])
     end_s = float(face.media["duration_s"])
     for track_id, observations in tracks_of(face).items():
-        extents = sample_extents(np.array([o.time_s for o in observations]), sample_period_s, end_s)
+        extents = track_extents(face, observations)
         keyframes: dict[int, dict] = {}  # by frame: a later sample in the same frame replaces it
         for i, obs in enumerate(observations):
             box = _box_percent(obs, frame_w, frame_h)
@@ -138,18 +146,17 @@ def per_region_choices(control: ControlPlan, region_id: str, items, geometry: di
             "value": {**(geometry or {}), "choices": [label for label, _ in chosen]}}
 
 
-def timeline_labels(face: FaceAnalysis, control: ControlPlan, clock: FrameClock, pps: float) -> list[dict]:
+def timeline_labels(face: FaceAnalysis, control: ControlPlan, clock: FrameClock) -> list[dict]:
     """Per face track and label: the stretches where the label's score stays on (hysteresis,
     minimum duration), as 1-based inclusive integer frame ranges, one range per region."""
     smoothing = SmoothingOptions(on_threshold=control.settings.threshold)
-    end_s = float(face.media["duration_s"])
     regions = []
     for track_id, observations in tracks_of(face).items():
-        times = np.array([o.time_s for o in observations])
+        extents = track_extents(face, observations)
         per_label = [control.mapping.scores(_shares(o)) for o in observations]
         for target in control.mapping.targets:
             scores = np.array([dict(row)[target.label] for row in per_label])
-            for n, segment in enumerate(smooth(times, scores, 1.0 / pps, end_s, smoothing)):
+            for n, segment in enumerate(smooth(extents, scores, smoothing)):
                 start = clock.frame_at(segment.start_s)
                 end = max(start, clock.last_frame_before(segment.end_s))
                 regions.append({

@@ -135,6 +135,10 @@ def prometheus_text(service: AnalysisService) -> str:
         metric(f"{kind}_cache_misses_total", "counter", f"{kind} analyses computed",
                counters.get(f"{kind}_cache_misses", 0))
     metric("deferred_tasks_total", "counter", "tasks handed to background jobs", counters.get("deferred_tasks", 0))
+    metric("task_fields_written_total", "counter", "task fields filled in through Label Studio's API (the frame "
+           "rate a Video tag reads)", counters.get("task_fields_written", 0))
+    metric("task_field_write_failures_total", "counter", "task fields that could not be written",
+           counters.get("task_field_write_failures", 0))
     if service.jobs_started:
         jobs = service.jobs
         metric("queue_length", "gauge", "jobs waiting for a worker", jobs.queued())

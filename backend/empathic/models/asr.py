@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
-from ..hub import ResolvedRepo, WeightSources, require_files, resolve_repos
+from ..hub import ModelNeed, ResolvedRepo, WeightSources, download_command, require_files, resolve_needs
 from ..registry import BACKBONE_PATTERNS, RepoRef
 from .runtime import Runtime
 
@@ -40,10 +40,12 @@ def parse_asr_repo(repo: RepoRef | str) -> RepoRef:
     return RepoRef(repo_id, revision or "main")
 
 
-def fetch_command(repo: RepoRef) -> str:
-    # The revision is named only when it is not the default, so the usual command stays short.
-    spec = repo.repo_id if repo.revision == "main" else str(repo)
-    return f"empathic models download --asr {spec}"
+def asr_needs(repo: RepoRef | str) -> tuple[ModelNeed, ...]:
+    """The speech recognition repository ``--transcribe`` loads."""
+    ref = parse_asr_repo(repo)
+    # The default model and revision are left out of the command, so the usual one stays short.
+    fetch = ("--asr",) if ref == DEFAULT_ASR_MODEL else ("--asr", ref.repo_id if ref.revision == "main" else str(ref))
+    return (ModelNeed(ref, ASR_PATTERNS, REQUIRED_FILES, fetch),)
 
 
 @dataclass(frozen=True)
@@ -133,12 +135,10 @@ class Transcriber:
     @classmethod
     def load(cls, repo: RepoRef | str, sources: WeightSources, runtime: Runtime,
              language: str | None = None) -> "Transcriber":
-        ref = parse_asr_repo(repo)
-        command = fetch_command(ref)
-        files = resolve_repos({ref: ASR_PATTERNS}, sources, command)[ref]
-        require_files(files, REQUIRED_FILES, command)
+        needs = asr_needs(repo)
+        files = resolve_needs(needs, sources)[needs[0].ref]
         if not any(Path(files.path).glob("*.safetensors")):  # single-file or sharded weights
-            require_files(files, ("model.safetensors",), command)
+            require_files(files, ("model.safetensors",), download_command(needs))
         return cls(files, runtime, language)
 
     def _features(self, clips: list[np.ndarray]) -> torch.Tensor:

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..hub import ResolvedRepo, WeightSources, require_files, resolve_repos
+from ..hub import ModelNeed, ResolvedRepo, WeightSources, resolve_needs
 from ..registry import BACKBONE_PATTERNS, HeadSet, NeutralStats, face_model
 from ..results import EmotionScore, ModelInfo
 from ..scoring import score_rows
@@ -25,8 +25,8 @@ class NeutralStatsError(ValueError):
     """The neutral-statistics JSON cannot be read."""
 
 
-def fetch_command(modality: str, size: str) -> str:
-    return f"empathic models download --{modality} {size}"
+# What a transformers backbone or encoder folder must hold besides its weights.
+BACKBONE_REQUIRED_FILES = ("config.json", "preprocessor_config.json")
 
 
 def load_neutral_means(path: Path, stats: NeutralStats, head_files: tuple[str, ...]) -> np.ndarray | None:
@@ -124,16 +124,19 @@ class FaceEmotionModel:
             backbone_revision=files.backbone.commit, precision=runtime.precision_name)
 
     @staticmethod
+    def needs(size: str) -> tuple[ModelNeed, ...]:
+        """The repositories a face model of this size loads: its heads and the SigLIP backbone."""
+        spec = face_model(size)
+        fetch = ("--face", size)
+        return (ModelNeed(spec.repo, spec.download_patterns(), spec.download_patterns(), fetch),
+                ModelNeed(spec.backbone, BACKBONE_PATTERNS, BACKBONE_REQUIRED_FILES, fetch))
+
+    @staticmethod
     def locate(size: str, sources: WeightSources) -> tuple[HeadSet, LoadedFiles]:
         """The weights' folders and commits, or MissingWeightsError naming what to fetch."""
         spec = face_model(size)
-        command = fetch_command("face", size)
-        repos = resolve_repos({spec.repo: spec.download_patterns(), spec.backbone: BACKBONE_PATTERNS},
-                              sources, command)
-        files = LoadedFiles(repos[spec.repo], repos[spec.backbone])
-        require_files(files.heads, spec.download_patterns(), command)
-        require_files(files.backbone, ("config.json", "preprocessor_config.json"), command)
-        return spec, files
+        repos = resolve_needs(FaceEmotionModel.needs(size), sources)
+        return spec, LoadedFiles(repos[spec.repo], repos[spec.backbone])
 
     @classmethod
     def load(cls, size: str, sources: WeightSources, runtime: Runtime) -> "FaceEmotionModel":

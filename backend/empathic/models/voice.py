@@ -15,11 +15,11 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
-from ..hub import ResolvedRepo, WeightSources, require_files, resolve_repos
+from ..hub import ModelNeed, ResolvedRepo, WeightSources, resolve_needs
 from ..registry import BACKBONE_PATTERNS, VOICE_ENCODERS, HeadSet, RepoRef, voice_model
 from ..results import EmotionScore, ModelInfo
 from ..scoring import score_rows
-from .face import fetch_command
+from .face import BACKBONE_REQUIRED_FILES
 from .heads import FusedHeads
 from .runtime import Runtime
 
@@ -118,19 +118,21 @@ class VoiceEmotionModel:
         return cls(*cls.locate(size, sources, encoder), runtime)
 
     @staticmethod
+    def needs(size: str, encoder: str = DEFAULT_ENCODER) -> tuple[ModelNeed, ...]:
+        """The repositories a voice model loads: its heads and its Whisper encoder."""
+        spec = voice_model(size)
+        fetch = ("--voice", size) + (() if encoder == DEFAULT_ENCODER else ("--voice-encoder", encoder))
+        return (ModelNeed(spec.repo, spec.download_patterns(), spec.download_patterns(), fetch),
+                ModelNeed(voice_encoder(encoder), ENCODER_PATTERNS, BACKBONE_REQUIRED_FILES, fetch))
+
+    @staticmethod
     def locate(size: str, sources: WeightSources, encoder: str = DEFAULT_ENCODER
                ) -> tuple[HeadSet, RepoRef, LoadedFiles]:
         """The weights' folders and commits, or MissingWeightsError naming what to fetch."""
         spec = voice_model(size)
         encoder_ref = voice_encoder(encoder)
-        command = fetch_command("voice", size) + ("" if encoder == DEFAULT_ENCODER else
-                                                  f" --voice-encoder {encoder}")
-        repos = resolve_repos({spec.repo: spec.download_patterns(), encoder_ref: ENCODER_PATTERNS},
-                              sources, command)
-        files = LoadedFiles(repos[spec.repo], repos[encoder_ref])
-        require_files(files.heads, spec.download_patterns(), command)
-        require_files(files.encoder, ("config.json", "preprocessor_config.json"), command)
-        return spec, encoder_ref, files
+        repos = resolve_needs(VoiceEmotionModel.needs(size, encoder), sources)
+        return spec, encoder_ref, LoadedFiles(repos[spec.repo], repos[encoder_ref])
 
     def raw_scores(self, clips: list[np.ndarray],
                    on_encoded: Callable[[int], None] | None = None) -> np.ndarray:

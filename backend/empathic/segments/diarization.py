@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from ..audio import AudioClip
-from ..hub import MissingWeightsError, ResolvedRepo, WeightSources, resolve_repos
+from ..hub import MissingWeightsError, ModelNeed, ResolvedRepo, WeightSources, resolve_needs
 from ..registry import RepoRef
 from . import WHISPER_WINDOW_S, Segment, finalize
 
@@ -153,13 +153,19 @@ class DiarizationSegmenter:
         return self._pipeline
 
     def _resolve(self, repo_id: str) -> Path:
-        ref = RepoRef(repo_id, PIPELINE_REVISION)
-        try:
-            self._resolved = resolve_repos({ref: PIPELINE_PATTERNS}, self.sources,
-                                           fetch_command=f"empathic models download --diarization {repo_id}")[ref]
-        except MissingWeightsError as exc:
-            raise MissingWeightsError(f"{exc}. {_gated_hint(repo_id)}") from None
+        (need,) = diarization_needs(self.options)
+        self._resolved = resolve_needs((need,), self.sources)[need.ref]
         return self._resolved.path
+
+
+def diarization_needs(options: DiarizationOptions) -> tuple[ModelNeed, ...]:
+    """The hub repository of the pipeline; nothing when ``options.pipeline`` is a local folder."""
+    name = options.pipeline
+    if Path(name).expanduser().exists():
+        return ()
+    fetch = ("--diarization",) if name == DEFAULT_PIPELINE else ("--diarization", name)
+    return (ModelNeed(RepoRef(name, PIPELINE_REVISION), PIPELINE_PATTERNS, ("config.yaml",), fetch,
+                      hint=_gated_hint(name)),)
 
 
 def _gated_hint(repo_id: str) -> str:
