@@ -104,6 +104,15 @@ def test_every_missing_model_is_named_at_once_before_any_decoding(two_voice_vide
     assert "Empathic-Insight-Face-Small" not in result.stderr and not out.exists()
 
 
+def test_a_worker_names_every_missing_model_before_its_first_job(tmp_path):
+    env = {"HF_HUB_CACHE": str(tmp_path / "empty-cache"), "REDIS_URL": "redis://127.0.0.1:9/0"}
+    for extra in ([], ["--no-preload"]):
+        result = run("worker", "--burst", *extra, env=env)
+        _assert_one_line_error(result, "laion/Empathic-Insight-Face-Small", "google/siglip2-so400m-patch16-384",
+                               "laion/Empathic-Insight-Voice-Small", "mkrausio/EmoWhisper-AnS-Small-v0.1",
+                               "`empathic models download --face small --voice small`")
+
+
 def test_weights_from_a_plain_folder_per_model(clip, hub_cache, tmp_path):
     import shutil
 

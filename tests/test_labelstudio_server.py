@@ -106,6 +106,57 @@ def test_one_bad_task_never_spoils_the_batch(client, media, tmp_path, caplog):
     caplog.clear()  # these errors were the point of the test
 
 
+def _metric(app_client, name: str) -> float:
+    text = app_client.get("/metrics").get_data(as_text=True)
+    return float(next(line.split()[1] for line in text.splitlines() if line.startswith(f"empathic_{name} ")))
+
+
+def test_a_missing_asr_model_leaves_out_only_the_transcripts(tmp_path, media, asr_hub_cache, caplog):
+    service = _service(tmp_path, asr_model="openai/whisper-absent")
+    config = (CONFIGS / "audio_voice.xml").read_text()
+    with create_app(service).test_client() as app_client:
+        tasks = [{"id": 1, "data": {"audio": str(media["speech"])}}, {"id": 2, "data": {"audio": str(media["speech"])}}]
+        results = _predict(app_client, config, tasks)
+        assert all(r and r["result"] for r in results)
+        assert LabelInterface(config).validate_prediction(results[0], return_errors=True) == []
+        # emotions, families and dimensions all there; the transcript stays empty
+        assert {r["type"] for r in results[0]["result"]} == {"labels", "choices", "taxonomy", "number"}
+        warnings = [r.getMessage() for r in caplog.records if "without transcripts" in r.getMessage()]
+        assert len(warnings) == 1, warnings  # once per process, not once per task
+        assert "openai/whisper-absent" in warnings[0] and "`empathic models download --asr openai/whisper-absent`" \
+            in warnings[0]
+        assert _metric(app_client, "tasks_without_transcripts_total") == 2
+        assert _metric(app_client, "failed_tasks_total") == 0
+
+
+def test_a_missing_diarization_pipeline_falls_back_to_vad_segments(tmp_path, media, voice_hub_cache, caplog):
+    service = _service(tmp_path, diarization_pipeline="pyannote/absent-pipeline")
+    config = ('<View><Audio name="audio" value="$audio"/><Labels name="emotion" toName="audio" '
+              'model_segmentation="diarization"><Label value="Sadness"/><Label value="Amusement"/></Labels></View>')
+    with create_app(service).test_client() as app_client:
+        (result,) = _predict(app_client, config, [{"id": 1, "data": {"audio": str(media["speech"])}}])
+        segments = [r for r in result["result"] if r["type"] == "labels"]
+        assert len(segments) == 2  # the two voices, found by VAD
+        assert "predicting without speaker turns" in caplog.text and "pyannote/absent-pipeline" in caplog.text
+        assert _metric(app_client, "tasks_without_speakers_total") == 1
+
+
+def test_a_task_names_every_missing_model_at_once(tmp_path, media, caplog):
+    from empathic.hub import WeightSources
+
+    service = _service(tmp_path)
+    service.sources = WeightSources(cache_dir=tmp_path / "empty-hub", offline=True)
+    config = (CONFIGS / "video_face_voice.xml").read_text()
+    with create_app(service).test_client() as app_client:
+        assert _predict(app_client, config, [{"id": 5, "data": {"video": str(media["both"])}}]) == [[]]
+    (failure,) = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    for repo in ("laion/Empathic-Insight-Face-Small", "google/siglip2-so400m-patch16-384",
+                 "laion/Empathic-Insight-Voice-Small", "mkrausio/EmoWhisper-AnS-Small-v0.1",
+                 "`empathic models download --face small --voice small`"):
+        assert repo in failure
+    caplog.clear()  # the error was the point of the test
+
+
 def test_a_label_change_is_served_from_the_cache(client, media):
     config = (CONFIGS / "video_face_voice.xml").read_text()
     task = [{"id": 1, "data": {"video": str(media["both"])}}]

@@ -448,7 +448,9 @@ def _worker(args) -> int:
     service = default_service()
     if not service.settings.redis_url:
         raise CliError("a worker needs REDIS_URL (the queue lives in Redis)")
-    if not args.no_preload:
+    if args.no_preload:
+        service.check_models()
+    else:
         service.preload()
     make_worker(service.settings).work(burst=args.burst, logging_level=logging.getLevelName(
         logging.getLogger().getEffectiveLevel()) if args.debug else "INFO")

@@ -11,12 +11,13 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ..audio import media_duration_s
 from ..face_analysis import FaceAnalysisOptions
 from ..faces.detect import DetectorOptions
-from ..segments.diarization import DiarizationOptions
+from ..models.asr import asr_needs
+from ..segments.diarization import DiarizationOptions, diarization_needs
 from ..segments.fixed import WindowOptions
 from ..voice_analysis import VoiceAnalysisOptions
 from .config import ObjectPlan, ProjectPlan, parse_config
@@ -28,6 +29,13 @@ log = logging.getLogger(__name__)
 
 class TaskError(ValueError):
     """A task cannot be predicted (missing media field, and the like)."""
+
+
+@dataclass(frozen=True)
+class VoicePlan:
+    options: VoiceAnalysisOptions
+    transcribe: bool
+    left_out: tuple[str, ...]  # optional parts whose models are missing: "transcripts", "speakers"
 
 
 def _first(obj: ObjectPlan, attribute: str):
@@ -118,22 +126,42 @@ class EmpathicBackend:
                 estimate += duration * self.service.seconds_per_media_second(kind)
         return time.monotonic() + estimate <= deadline
 
-    def _analyses(self, task: dict, cached_only: bool = False, hook=None, known: dict | None = None) -> dict:
+    def _analyses(self, task: dict, cached_only: bool = False, hook=None, known: dict | None = None,
+                  voice_plan: "VoicePlan | None" = None) -> dict:
         """{kind: analysis} for the config's objects; ``known`` ones are reused, None where a
-        ``cached_only`` lookup found nothing."""
+        ``cached_only`` lookup found nothing. Every required model is found first, all at once."""
         settings = self.service.settings
         analyses: dict = {k: v for k, v in (known or {}).items() if v is not None}
         video, audio = self.plan.video(), self.plan.audio()
+        face_size = (_first(video, "model_size") or settings.face_model_size) if video is not None else None
+        voice_size = (_first(audio, "model_size") or settings.voice_model_size) if audio is not None else None
+        self.service.require_models(face_size, voice_size)
         if video is not None and "face" not in analyses:
             analyses["face"] = self.service.analyze_face(
-                self._media(task, video), self._face_options(video),
-                _first(video, "model_size") or settings.face_model_size, hook=hook, cached_only=cached_only)
+                self._media(task, video), self._face_options(video), face_size, hook=hook, cached_only=cached_only)
         if audio is not None and "voice" not in analyses:
+            voice_plan = voice_plan or self._voice_plan(audio)
             analyses["voice"] = self.service.analyze_voice(
-                self._media(task, audio), self._voice_options(audio),
-                _first(audio, "model_size") or settings.voice_model_size,
-                transcribe=audio.control("textarea") is not None, hook=hook, cached_only=cached_only)
+                self._media(task, audio), voice_plan.options, voice_size, transcribe=voice_plan.transcribe,
+                hook=hook, cached_only=cached_only)
         return analyses
+
+    def _voice_plan(self, audio: ObjectPlan) -> "VoicePlan":
+        """The voice analysis the config asks for, less the optional parts whose models are missing:
+        the emotions come without transcripts rather than not at all, and VAD segments stand in
+        for speaker turns when the diarization pipeline is missing."""
+        options = self._voice_options(audio)
+        transcribe = audio.control("textarea") is not None
+        left_out: list[str] = []
+        if transcribe and not self.service.optional_model_available(
+                "transcripts", asr_needs(self.service.settings.asr_model)):
+            transcribe = False
+            left_out.append("transcripts")
+        if options.segmentation == "diarization" and not self.service.optional_model_available(
+                "speaker turns", diarization_needs(options.diarization)):
+            options = replace(options, segmentation="vad")
+            left_out.append("speakers")
+        return VoicePlan(options, transcribe, tuple(left_out))
 
     def _face_options(self, video: ObjectPlan) -> FaceAnalysisOptions:
         settings = self.service.settings
@@ -142,7 +170,9 @@ class EmpathicBackend:
 
     def predict_now(self, task: dict, hook=None, known: dict | None = None) -> dict:
         """The prediction of one task, computed here if need be; raises when it cannot be made."""
-        analyses = self._analyses(task, hook=hook, known=known)
+        audio = self.plan.audio()
+        voice_plan = self._voice_plan(audio) if audio is not None else None
+        analyses = self._analyses(task, hook=hook, known=known, voice_plan=voice_plan)
         face, voice = analyses.get("face"), analyses.get("voice")
         data = self._data_with_frame_rate(task, face)
         prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice)
@@ -152,6 +182,8 @@ class EmpathicBackend:
         problems += self._interface().validate_prediction(prediction, return_errors=True) or []
         if problems:
             raise TaskError(f"the prediction would not be valid: {'; '.join(map(str, problems[:3]))}")
+        for part in voice_plan.left_out if voice_plan is not None else ():
+            self.service.count(f"tasks_without_{part}")
         return prediction
 
     def _data_with_frame_rate(self, task: dict, face) -> dict:

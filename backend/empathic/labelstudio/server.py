@@ -135,6 +135,10 @@ def prometheus_text(service: AnalysisService) -> str:
         metric(f"{kind}_cache_misses_total", "counter", f"{kind} analyses computed",
                counters.get(f"{kind}_cache_misses", 0))
     metric("deferred_tasks_total", "counter", "tasks handed to background jobs", counters.get("deferred_tasks", 0))
+    metric("tasks_without_transcripts_total", "counter", "tasks predicted without the transcripts their config "
+           "asks for (the ASR model is missing)", counters.get("tasks_without_transcripts", 0))
+    metric("tasks_without_speakers_total", "counter", "tasks predicted with VAD segments instead of speaker turns "
+           "(the diarization pipeline is missing)", counters.get("tasks_without_speakers", 0))
     metric("task_fields_written_total", "counter", "task fields filled in through Label Studio's API (the frame "
            "rate a Video tag reads)", counters.get("task_fields_written", 0))
     metric("task_field_write_failures_total", "counter", "task fields that could not be written",

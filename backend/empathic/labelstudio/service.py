@@ -15,11 +15,13 @@ from pathlib import Path
 
 from .. import __version__
 from ..face_analysis import FaceAnalysisOptions, analyze_faces
-from ..hub import WeightSources
+from ..hub import MissingWeightsError, WeightSources, resolve_needs
+from ..models.asr import asr_needs
 from ..models.face import FaceEmotionModel
 from ..models.runtime import Runtime, make_runtime
 from ..models.voice import VoiceEmotionModel
 from ..results import FaceAnalysis, VoiceAnalysis
+from ..segments.diarization import DiarizationOptions, diarization_needs
 from ..voice_analysis import VoiceAnalysisOptions, analyze_voice, make_segmenter
 from .cache import AnalysisCache, cache_key, make_cache, media_digest, model_identity
 from .media_fetch import LabelStudioAccess, MediaFetcher
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 GiB = 1024 ** 3
 MiB = 1024 ** 2
+OPTIONAL_RECHECK_S = 600.0  # how long a missing optional model counts as missing before looking again
 
 
 class AnalysisService:
@@ -55,6 +58,8 @@ class AnalysisService:
         self._jobs = None
         self._label_studio_api = None
         self._warned: set[str] = set()
+        self._required_found: set[tuple] = set()
+        self._optional_checks: dict[tuple, tuple[float, bool]] = {}
 
     def count(self, name: str, amount: float = 1) -> None:
         with self._counter_lock:
@@ -67,6 +72,40 @@ class AnalysisService:
                 return
             self._warned.add(key)
         log.warning(message, *args)
+
+    def require_models(self, face_size: str | None, voice_size: str | None) -> None:
+        """Find the face and voice models a task needs together, so that one error names every
+        missing repository and the one command that fetches them all (found once, remembered)."""
+        key = (face_size, voice_size, self.settings.voice_encoder)
+        if key in self._required_found:
+            return
+        needs = FaceEmotionModel.needs(face_size) if face_size else ()
+        if voice_size:
+            needs += VoiceEmotionModel.needs(voice_size, self.settings.voice_encoder)
+        resolve_needs(needs, self.sources)
+        with self._counter_lock:
+            self._required_found.add(key)
+
+    def optional_model_available(self, part: str, needs) -> bool:
+        """Whether an optional part's model (transcripts, speaker turns) is there. A missing one is
+        named once per process with the command that fetches it, and looked for again every
+        OPTIONAL_RECHECK_S, so that fetching it needs no restart."""
+        needs = tuple(needs)
+        key = (part, tuple(need.ref for need in needs))
+        now = time.monotonic()
+        with self._counter_lock:
+            checked = self._optional_checks.get(key)
+        if checked is not None and (checked[1] or now - checked[0] < OPTIONAL_RECHECK_S):
+            return checked[1]
+        try:
+            resolve_needs(needs, self.sources)
+            available = True
+        except MissingWeightsError as exc:
+            available = False
+            self.warn_once(f"missing-{part}", "predicting without %s until its model is fetched: %s", part, exc)
+        with self._counter_lock:
+            self._optional_checks[key] = (now, available)
+        return available
 
     @property
     def label_studio_api(self):
@@ -214,8 +253,20 @@ class AnalysisService:
             self.cache.put(key, analysis.to_cache())
         return analysis
 
+    def check_models(self) -> None:
+        """Find the configured face and voice models all at once (one error names every missing
+        one); a missing optional model (ASR, the diarization pipeline when SEGMENTATION asks for
+        it) is named in a warning but stops nothing."""
+        settings = self.settings
+        self.require_models(settings.face_model_size, settings.voice_model_size)
+        self.optional_model_available("transcripts", asr_needs(settings.asr_model))
+        if settings.segmentation == "diarization":
+            pipeline = {"pipeline": settings.diarization_pipeline} if settings.diarization_pipeline else {}
+            self.optional_model_available("speaker turns", diarization_needs(DiarizationOptions(**pipeline)))
+
     def preload(self) -> None:
         """Load the configured face and voice models now (a worker does, before its first job)."""
+        self.check_models()
         settings = self.settings
         self._model(("face", settings.face_model_size),
                     lambda: FaceEmotionModel.load(settings.face_model_size, self.sources, self.runtime))
