@@ -12,10 +12,10 @@ from empathic.labelstudio.mapping import (DEFAULT_THRESHOLD, UnmappableConfigErr
                                           resolve)
 from empathic.labelstudio.predictions import (PredictionError, build_prediction, editor_frame_rate, frame_rate,
                                               frame_rate_field, prediction_problems, set_task_field)
-from empathic.labelstudio.regions import FrameClock, track_extents, video_rectangles
+from empathic.labelstudio.regions import FrameClock, video_rectangles
 from empathic.results import Box, FaceAnalysis, FaceObservation, FrameRecord
 from empathic.segments.vad import VadOptions
-from empathic.timeline import SmoothingOptions, sample_extents, smooth
+from empathic.timeline import SmoothingOptions, sample_extents, smooth, track_extents
 from empathic.voice_analysis import VoiceAnalysisOptions, analyze_voice
 from media_factory import moving_face_video
 

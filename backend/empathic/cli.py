@@ -78,9 +78,11 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="Empathic-Insight-{Face,Voice}-Small (default) or -Large")
     annotate.add_argument("--top-k", type=_top_k, default=5,
                           help="emotions written per face or segment (1-40, default 5; voice JSON keeps 40)")
-    annotate.add_argument("-f", "--format", choices=["coco", "json", "webvtt", "rttm"], action="append",
-                          default=None, help="output format, repeatable (default: coco for faces, webvtt "
-                                             "for voices); json = the full analysis")
+    annotate.add_argument("-f", "--format", choices=["coco", "json", "webvtt", "rttm", "persons", "eaf"],
+                          action="append", default=None,
+                          help="output format, repeatable (default: coco for faces, webvtt for voices, "
+                               "persons with --fuse); json = the full analysis; persons and eaf (ELAN) "
+                               "need --fuse")
     annotate.add_argument("-o", "--output", type=Path,
                           help="output file (default: stdout); a folder when several files are written")
     annotate.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
@@ -125,6 +127,18 @@ def _build_parser() -> argparse.ArgumentParser:
     voices.add_argument("--asr-model", default=None, metavar="ORG/NAME[@REVISION]",
                         help="speech recognition model for --transcribe (default openai/whisper-small)")
     voices.add_argument("--language", default=None, help="--transcribe language code (default: detected)")
+    persons = annotate.add_argument_group("persons (one timeline per person)")
+    persons.add_argument("--fuse", action="store_true",
+                         help="link each voice segment to the face speaking it and fuse face and voice "
+                              "emotions per person (needs --face and --voice on a video with sound)")
+    persons.add_argument("--fusion-grid", type=_positive_float, default=1.0,
+                         help="seconds per cell of the fused timeline (default 1)")
+    persons.add_argument("--face-weight", type=float, default=1.0, help="trust in faces, times their quality")
+    persons.add_argument("--voice-weight", type=float, default=1.0, help="trust in voices, times their quality")
+    persons.add_argument("--min-link-correlation", type=float, default=0.3,
+                         help="mouth motion / speech envelope correlation a link needs (default 0.3)")
+    persons.add_argument("--min-speaker-face", type=float, default=60.0,
+                         help="faces smaller than this (px) are never linked to a voice (default 60)")
     runtime = annotate.add_argument_group("runtime")
     runtime.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
     runtime.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
@@ -196,6 +210,7 @@ class _ProgressBars:
     """One tqdm bar on stderr per step of the work (frames, segments, shots...)."""
 
     UNITS = {"frames": "frame", "segments": "segment", "transcripts": "segment", "shots": "frame", "vad": "%",
+             "mouth motion": "frame", "linking": "segment", "fusion": "cell",
              "tasks": "task"}
 
     def __init__(self, enabled: bool):
@@ -221,24 +236,29 @@ class _ProgressBars:
             bar.close()
 
 
-FORMAT_TARGETS = {"coco": ("face",), "json": ("face", "voice"), "webvtt": ("voice",), "rttm": ("voice",)}
+FORMAT_TARGETS = {"coco": ("face",), "json": ("face", "voice"), "webvtt": ("voice",), "rttm": ("voice",),
+                  "persons": ("persons",), "eaf": ("persons",)}
 
 
 def _writers(args, analyses) -> list[tuple[str, object, str]]:
     """(file suffix, writer, analysis kind) for every requested format and analysis it applies to."""
     from .exports.coco import WriteCOCO
+    from .exports.eaf import WriteEAF
     from .exports.face_json import WriteFaceJSON
+    from .exports.persons_json import WritePersonsJSON
     from .exports.rttm import WriteRTTM
     from .exports.voice_json import WriteVoiceJSON
     from .exports.webvtt import WriteVTT
 
-    formats = args.format or [f for f, kind in (("coco", "face"), ("webvtt", "voice")) if kind in analyses]
+    formats = args.format or [f for f, kind in (("coco", "face"), ("webvtt", "voice"), ("persons", "persons"))
+                              if kind in analyses]
     chosen = []
     for fmt in dict.fromkeys(formats):
         kinds = [k for k in FORMAT_TARGETS[fmt] if k in analyses]
         if not kinds:
+            wanted = FORMAT_TARGETS[fmt][0]
             raise CliError(f"-f {fmt} is for {' or '.join(FORMAT_TARGETS[fmt])} analysis; add "
-                           f"--{FORMAT_TARGETS[fmt][0]}")
+                           f"--{'fuse' if wanted == 'persons' else wanted}")
         if fmt == "rttm" and args.segmentation != "diarization":
             raise CliError("-f rttm lists speaker turns: it needs --segmentation diarization")
         for kind in kinds:
@@ -248,6 +268,10 @@ def _writers(args, analyses) -> list[tuple[str, object, str]]:
                 writer = WriteFaceJSON(args.top_k) if kind == "face" else WriteVoiceJSON()
             elif fmt == "webvtt":
                 writer = WriteVTT(args.top_k)
+            elif fmt == "persons":
+                writer = WritePersonsJSON(args.top_k)
+            elif fmt == "eaf":
+                writer = WriteEAF()
             else:
                 writer = WriteRTTM()
             chosen.append((writer.extension, writer, kind))
@@ -315,7 +339,14 @@ def _annotate(args) -> int:
 
     probed = _probe_video(args.input)
     face, voice = _wanted_analyses(args, probed)
-    writers = _writers(args, {kind for kind, wanted in (("face", face), ("voice", voice)) if wanted})
+    if args.fuse and not (face and voice):
+        raise CliError(f"--fuse links voices to faces: it needs both --face and --voice (on {args.input}, "
+                       f"{'faces' if face else 'voices'} only were asked for)")
+    if args.fuse and probed is not None and probed[0].is_image:
+        raise CliError(f"{args.input}: is an image; --fuse needs a video with sound")
+    fusion = _fusion_settings(args) if args.fuse else None
+    writers = _writers(args, {kind for kind, wanted in (("face", face), ("voice", voice), ("persons", args.fuse))
+                              if wanted})
     # Every setting, the media and the device are checked before any model is loaded.
     runtime = make_runtime(args.device, args.precision, args.batch_size)
     face_options = detector = voice_options = audio = segmenter = None
@@ -373,10 +404,46 @@ def _annotate(args) -> int:
                 log.warning("no voice segment in %s (%.1f s of audio, segmentation %s)", args.input,
                             audio.duration_s, voice_options.segmentation)
             del model
+        if fusion is not None:
+            analyses["persons"] = _persons(args, analyses, audio, probed, fusion, progress)
     finally:
         progress.close()
-    _write_outputs(args, [(suffix, writer.render(analyses[kind])) for suffix, writer, kind in writers])
+    persons = analyses.get("persons")
+    rendered = []
+    for suffix, writer, kind in writers:
+        if kind in ("face", "voice") and suffix in ("coco.json", "vtt"):
+            rendered.append((suffix, writer.render(analyses[kind], persons=persons)))
+        else:
+            rendered.append((suffix, writer.render(analyses[kind])))
+    _write_outputs(args, rendered)
     return 0
+
+
+def _fusion_settings(args):
+    from .persons.evidence import EvidenceOptions
+    from .persons.fusion import FusionOptions
+    from .persons.linking import make_linker
+
+    return (EvidenceOptions(min_face_px=args.min_speaker_face),
+            make_linker("synchrony", min_correlation=args.min_link_correlation),
+            FusionOptions(grid_s=args.fusion_grid, face_weight=args.face_weight, voice_weight=args.voice_weight))
+
+
+def _persons(args, analyses, audio, probed, fusion, progress):
+    """Shots (found once: the scene segmentation's, or detected now), the audio-visual evidence,
+    then linking and fusion."""
+    from .persons.analysis import analyze_persons
+    from .persons.evidence import gather_evidence
+    from .segments.scene import ShotOptions, detect_shots
+
+    evidence_options, linker, fusion_options = fusion
+    face, voice = analyses["face"], analyses["voice"]
+    shots = voice.shots_s
+    if not shots:
+        shot_options = ShotOptions(**({} if args.scene_threshold is None else {"threshold": args.scene_threshold}))
+        shots = tuple(detect_shots(args.input, shot_options, hook=progress))
+    evidence = gather_evidence(args.input, face, voice, audio, evidence_options, probed=probed, hook=progress)
+    return analyze_persons(face, voice, evidence, linker, fusion_options, shots_s=shots, hook=progress)
 
 
 def _require_models(args, face: bool, voice_options) -> None:

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .faces.crop import crop_face
+from .faces.quality import sharpness
 from .faces.detect import Detection, DetectorOptions, FaceDetector, make_detector
 from .faces.track import FaceTracker, TrackerOptions
 from .media import FrameTimeline, VideoInfo, plan_samples, probe, sample_frames
@@ -55,6 +56,7 @@ class _PendingFrame:
     record: FrameRecord
     detections: list[Detection]
     pixels: torch.Tensor | None
+    sharpness: list[float]
 
 
 def _media_dict(info: VideoInfo) -> dict:
@@ -100,7 +102,7 @@ def analyze_faces(path: str | Path, model: FaceEmotionModel,
                     sample_index=item.record.sample_index, frame_index=item.record.frame_index,
                     time_s=item.record.time_s, box=detection.box,
                     detection_confidence=detection.confidence, track_id=track_ids[j],
-                    emotions=emotions, dimensions=dimensions))
+                    emotions=emotions, dimensions=dimensions, sharpness=item.sharpness[j]))
             offset += count
         pending.clear()
 
@@ -110,7 +112,8 @@ def analyze_faces(path: str | Path, model: FaceEmotionModel,
             record = FrameRecord(sample.sample_index, sample.frame_index, sample.time_s, width, height)
             detections = detector.detect(sample.rgb)
             crops = [crop_face(sample.rgb, d.box, options.crop_margin) for d in detections]
-            yield _PendingFrame(record, detections, model.preprocess(crops) if crops else None)
+            yield _PendingFrame(record, detections, model.preprocess(crops) if crops else None,
+                                [round(sharpness(c), 3) for c in crops])
 
     if hook:
         hook("frames", 0, total)

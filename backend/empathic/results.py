@@ -181,6 +181,7 @@ class FaceObservation:
     track_id: int
     emotions: tuple[EmotionScore, ...]  # all 40, best first
     dimensions: tuple[tuple[str, float], ...]  # extra heads (raw), e.g. valence; empty for Face-Large
+    sharpness: float | None = None  # variance of the Laplacian of the crop (faces.quality); None: not measured
 
     def top(self, k: int) -> tuple[EmotionScore, ...]:
         return self.emotions[:k]
@@ -193,6 +194,7 @@ class FaceObservation:
             "detection_confidence": _num(self.detection_confidence, 4), "track_id": self.track_id,
             "emotions": {e.emotion_id: e.to_dict() for e in shown},
             "dimensions": {k: _num(v) for k, v in self.dimensions},
+            **({} if self.sharpness is None else {"sharpness": _num(self.sharpness, 2)}),
         }
 
 
@@ -235,6 +237,7 @@ class FaceAnalysis:
                 "detection_confidence": float(f.detection_confidence), "track_id": int(f.track_id),
                 "emotions": _emotions_to_cache(f.emotions),
                 "dimensions": _named_floats_to_cache(f.dimensions),
+                "sharpness": None if f.sharpness is None else float(f.sharpness),
             } for f in self.faces],
         }
 
@@ -255,6 +258,7 @@ class FaceAnalysis:
                 detection_confidence=float(f["detection_confidence"]), track_id=int(f["track_id"]),
                 emotions=_emotions_from_cache(f["emotions"]),
                 dimensions=_named_floats_from_cache(f["dimensions"]),
+                sharpness=None if f.get("sharpness") is None else float(f["sharpness"]),
             ) for f in document["faces"]),
             model=_model_from_cache(document["model"]),
             parameters=_parameters_from_cache(document["parameters"]),

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .results import FaceAnalysis, FaceObservation
+
 
 @dataclass(frozen=True)
 class SmoothingOptions:
@@ -70,3 +72,11 @@ def smooth(extents: np.ndarray, scores: np.ndarray, options: SmoothingOptions) -
             current.append(i)
     close()
     return segments
+
+
+def track_extents(face: FaceAnalysis, observations: list[FaceObservation]) -> np.ndarray:
+    """[n, 2]: the time each of a track's observations stands for: from its sample to the analysis's
+    next sample, seen or not (``sample_extents``), or to the end of the video."""
+    extents = sample_extents(np.array([f.time_s for f in face.frames]), float(face.media["duration_s"]))
+    row_of = {f.sample_index: row for row, f in enumerate(face.frames)}
+    return extents[[row_of[o.sample_index] for o in observations]]

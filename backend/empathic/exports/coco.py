@@ -14,7 +14,9 @@ def frame_file_name(media_name: str, frame_index: int) -> str:
     return f"{Path(media_name).stem}_frame_{frame_index:06d}.jpg"
 
 
-def to_coco(analysis: FaceAnalysis, top_k: int = 5) -> dict:
+def to_coco(analysis: FaceAnalysis, top_k: int = 5, persons=None) -> dict:
+    """``persons`` (a PersonsAnalysis, with ``--fuse``) adds each face's ``person_id`` and, where the
+    track speaks a diarized speaker's segments, that ``speaker_id``."""
     media = analysis.media
     model_info = analysis.model.to_dict()
     images = [
@@ -39,6 +41,7 @@ def to_coco(analysis: FaceAnalysis, top_k: int = 5) -> dict:
             "timestamp": observed["time_s"],
             "frame_number": face.frame_index,
             "track_id": face.track_id,
+            **_person_fields(persons, face.track_id),
             "attributes": {
                 "emotions": observed["emotions"],
                 "dimensions": observed["dimensions"],
@@ -59,11 +62,18 @@ def to_coco(analysis: FaceAnalysis, top_k: int = 5) -> dict:
     }
 
 
+def _person_fields(persons, track_id: int) -> dict:
+    person = persons.person_of_track(track_id) if persons is not None else None
+    if person is None:
+        return {}
+    return {"person_id": person.person_id, "speaker_id": person.speaker_id}
+
+
 class WriteCOCO:
     extension = "coco.json"
 
     def __init__(self, top_k: int = 5):
         self.top_k = top_k
 
-    def render(self, analysis: FaceAnalysis) -> str:
-        return json.dumps(to_coco(analysis, self.top_k), indent=2, ensure_ascii=False) + "\n"
+    def render(self, analysis: FaceAnalysis, persons=None) -> str:
+        return json.dumps(to_coco(analysis, self.top_k, persons), indent=2, ensure_ascii=False) + "\n"

@@ -36,7 +36,8 @@ class WriteVTT:
     def __init__(self, top_k: int = 5):
         self.top_k = top_k
 
-    def render(self, analysis: VoiceAnalysis) -> str:
+    def render(self, analysis: VoiceAnalysis, persons=None) -> str:
+        """``persons`` (a PersonsAnalysis, with ``--fuse``) names each cue's voice after its person."""
         info = analysis.model_info()
         header = [
             f"LAION Empathic Insight voice emotions for {analysis.media.get('file_name', '')}",
@@ -52,8 +53,9 @@ class WriteVTT:
                 lines.append(escape(" ".join(segment.transcription.split())))
             emotions = ", ".join(f"{escape(e.name)}({e.share:.3f})" for e in segment.top(self.top_k))
             lines.append(f"EMOTIONS: {emotions}")
-            if segment.speaker is not None:
-                speaker = escape(segment.speaker).replace("\n", " ")
+            voice = persons.segment_person.get(segment.segment_index) if persons is not None else segment.speaker
+            if voice is not None:
+                speaker = escape(voice).replace("\n", " ")
                 lines[0] = f"<v {speaker}>{lines[0]}"
             blocks.append(f"{segment.segment_index + 1}\n{timestamp(segment.start_s)} --> "
                           f"{timestamp(segment.end_s)}\n" + "\n".join(lines))

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import FaceAnalysis, FaceObservation, VoiceAnalysis, VoiceSegment
-from ..timeline import SmoothingOptions, sample_extents, smooth
+from ..timeline import SmoothingOptions, smooth, track_extents
 from .config import ControlPlan, ObjectPlan
 from .mapping import LabelMapping
 
@@ -78,14 +78,6 @@ def tracks_of(face: FaceAnalysis) -> dict[int, list[FaceObservation]]:
 
 def track_region_id(track_id: int) -> str:
     return f"face{track_id}"
-
-
-def track_extents(face: FaceAnalysis, observations: list[FaceObservation]) -> np.ndarray:
-    """[n, 2]: the time each of a track's observations stands for: from its sample to the analysis's
-    next sample, seen or not (``timeline.sample_extents``), or to the end of the video."""
-    extents = sample_extents(np.array([f.time_s for f in face.frames]), float(face.media["duration_s"]))
-    row_of = {f.sample_index: row for row, f in enumerate(face.frames)}
-    return extents[[row_of[o.sample_index] for o in observations]]
 
 
 def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClock,
