@@ -1,4 +1,5 @@
-"""Media made by the tests: real face photos moving over video frames, numbered frames, VFR clips.
+"""Media made by the tests: real face photos moving over video frames, numbered frames, VFR clips,
+espeak-ng voices at known times, and two talking faces whose mouths follow known voices.
 
 The face is scikit-image's bundled astronaut photo (Eileen Collins), a real face that OpenCV's Haar
 cascade finds at (177, 66, 95, 95) in the 512 px original.
@@ -6,6 +7,7 @@ cascade finds at (177, 66, 95, 95) in the 512 px original.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -73,8 +75,9 @@ def read_frame_number(rgb: np.ndarray, bits: int = 12) -> int:
 def write_video(path: Path, frames, times_s=None, fps: int = 30, gop: int = 30, crf: int = 20) -> Path:
     """Encode RGB frames to H.264 with PyAV; ``times_s`` gives each frame's own presentation time
     (variable frame rate) instead of a constant ``fps``."""
-    frames = list(frames)
-    height, width = frames[0].shape[:2]
+    frames = iter(frames)  # any iterable: a generator streams long clips without holding every frame
+    first = next(frames)
+    height, width = first.shape[:2]
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
         stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
@@ -82,7 +85,7 @@ def write_video(path: Path, frames, times_s=None, fps: int = 30, gop: int = 30, 
                           "sc_threshold": "0", "bf": "2"}
         if times_s is not None:
             stream.codec_context.time_base = Fraction(1, 1000)
-        for i, rgb in enumerate(frames):
+        for i, rgb in enumerate(itertools.chain([first], frames)):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
             if times_s is not None:
                 frame.pts = int(round(times_s[i] * 1000))
@@ -191,3 +194,167 @@ def mux_video_with_audio(path: Path, audio: Path, duration_s: float, size: str =
                     "-c:v", "libx264", "-preset", "ultrafast", "-pix_fmt", "yuv420p", "-c:a", "aac",
                     "-b:a", "128k", "-shortest", str(path)], check=True)
     return path
+
+
+# Talking faces: two real faces whose mouths open with the loudness of one voice each, and a third,
+# off-screen voice, so that an audio-visual speaker linker has a known answer.
+TALKING_VOICES = (  # name, espeak-ng voice, extra arguments, sentence (about 3 s each)
+    ("A", "en-us+m3", [], "Hello there, I am really very happy to see you again today."),
+    ("B", "en-gb+f3", ["-p", "70"], "Oh no, I am so sorry. That is terrible news."),
+    ("C", "de+f2", ["-p", "40"], "Let us wait and see what happens next week."),  # a German accent
+)
+MOUTH_LEAD_S = 0.04  # the mouth moves this much before the sound, as in real speech
+
+
+@dataclass(frozen=True)
+class TalkingFaces:
+    path: Path  # H.264 + AAC mp4
+    wav: Path  # the mixed 16 kHz mono sound track
+    duration_s: float
+    fps: int
+    faces: tuple[PlacedFace, ...]  # left (0) and right (1); expected_box() gives each face box
+    voices: tuple[tuple[str, float, float, int | None], ...]  # name, start_s, end_s, face index (None: off screen)
+    still: bool  # True: no mouth moves although ``voices`` still tells whose voice is whose
+
+    def mouth_box(self, face_index: int) -> tuple[int, int, int, int]:
+        return mouth_region(self.faces[face_index].expected_box())
+
+
+def mouth_region(box: tuple[float, float, float, float]) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 of the animated mouth: the lower 30 % of a face box, its middle 40 %."""
+    x, y, w, h = box
+    return (int(round(x + 0.3 * w)), int(round(y + 0.7 * h)), int(round(x + 0.7 * w)), int(round(y + h)))
+
+
+def _trim_to_speech(samples: np.ndarray, rate: int = 16000, hop_s: float = 0.01,
+                    threshold: float = 0.02) -> np.ndarray:
+    """The samples from the first to the last 10 ms frame whose RMS exceeds ``threshold`` of the
+    loudest frame's."""
+    hop = int(round(hop_s * rate))
+    count = len(samples) // hop
+    rms = np.sqrt((samples[:count * hop].astype(np.float64).reshape(count, hop) ** 2).mean(axis=1))
+    loud = np.flatnonzero(rms > threshold * rms.max())
+    return samples[loud[0] * hop:(loud[-1] + 1) * hop]
+
+
+def speech_envelope(samples: np.ndarray, rate: int = 16000, window_s: float = 0.04, hop_s: float = 0.01,
+                    smooth: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    """Times and values of the amplitude envelope: RMS over ``window_s`` windows centred every
+    ``hop_s``, smoothed by a ``smooth``-hop Hann window, normalised so that its peak is 1."""
+    win, hop = int(round(window_s * rate)), int(round(hop_s * rate))
+    padded = np.pad(samples.astype(np.float64), (win // 2, win - win // 2))
+    energy = np.concatenate([[0.0], np.cumsum(padded ** 2)])
+    starts = np.arange(len(samples) // hop + 1) * hop
+    rms = np.sqrt(np.maximum(energy[starts + win] - energy[starts], 0.0) / win)
+    kernel = np.hanning(smooth + 2)[1:-1]
+    smoothed = np.convolve(rms, kernel / kernel.sum(), mode="same")
+    peak = smoothed.max()
+    return starts / rate, smoothed / peak if peak > 0 else smoothed
+
+
+# The open mouth: its inside's share of the lips' mean colour, its pattern's spread (grey levels)
+# and the pattern's block size (px).
+MOUTH_DARK, MOUTH_SIGMA, MOUTH_BLOCK = 0.6, 90.0, 2
+
+
+def _draw_mouth(canvas: np.ndarray, box: tuple[float, float, float, float], opening: float,
+                rng: np.random.Generator) -> None:
+    """The mouth opens as ``opening`` (0..1) goes up: an ellipse over the photo's lips is blended,
+    in proportion, towards a darker inside shaded by a pattern drawn afresh each frame (tongue and
+    teeth on the move). So the mouth darkens smoothly with the opening and changes from frame to
+    frame as much as it is open, at any frame rate; a mouth drawn as a growing dark shape instead
+    changes most where the opening changes fastest, which follows the sound's envelope poorly.
+    0: the photo's own closed mouth."""
+    if opening <= 0.0:
+        return
+    x, y, w, h = box
+    x0, y0, x1, y1 = mouth_region(box)
+    region = canvas[y0:y1, x0:x1].astype(np.float32)
+    centre = (int(round((x + 0.5 * w - x0) * 16)), int(round((y + 0.81 * h - y0) * 16)))
+    mask = np.zeros(region.shape[:2], np.uint8)
+    cv2.ellipse(mask, centre, (int(round(w * 0.16 * 16)), int(round(h * 0.075 * 16))), 0, 0, 360, 255, -1,
+                cv2.LINE_AA, 4)
+    weight = cv2.GaussianBlur(mask.astype(np.float32) / 255.0, (0, 0), 1.5)[..., None]
+    inside = region[mask > 127].mean(axis=0) * MOUTH_DARK
+    rows, cols = -(-region.shape[0] // MOUTH_BLOCK), -(-region.shape[1] // MOUTH_BLOCK)
+    pattern = np.kron(rng.normal(0.0, 1.0, (rows, cols)), np.ones((MOUTH_BLOCK, MOUTH_BLOCK)))
+    shade = inside + MOUTH_SIGMA * pattern[:region.shape[0], :region.shape[1], None].astype(np.float32)
+    alpha = weight * min(1.0, opening)
+    canvas[y0:y1, x0:x1] = np.clip(region * (1 - alpha) + shade * alpha, 0, 255).astype(np.uint8)
+
+
+def _tint(canvas: np.ndarray, face: PlacedFace, gains: tuple[float, float, float]) -> None:
+    h = int(round((HEAD_CROP[0].stop - HEAD_CROP[0].start) * face.scale))
+    w = int(round((HEAD_CROP[1].stop - HEAD_CROP[1].start) * face.scale))
+    region = canvas[face.y:face.y + h, face.x:face.x + w].astype(np.float32) * np.float32(gains)
+    canvas[face.y:face.y + h, face.x:face.x + w] = np.clip(region, 0, 255).astype(np.uint8)
+
+
+def mux_audio(video: Path, audio: Path, path: Path) -> Path:
+    """``video``'s H.264 stream as it is, with ``audio`` encoded to AAC beside it, in one mp4."""
+    import subprocess
+
+    subprocess.run(["ffmpeg", "-v", "error", "-y", "-i", str(video), "-i", str(audio), "-map", "0:v:0",
+                    "-map", "1:a:0", "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", str(path)], check=True)
+    return path
+
+
+def talking_faces_video(folder: Path, swap: bool = False, still: bool = False, fps: int = 25,
+                        width: int = 960, height: int = 540) -> TalkingFaces:
+    """Two faces side by side whose mouths open with voice A (left) and voice B (right), or B and A
+    with ``swap``; voice C speaks off screen; with ``still`` no mouth moves, over the same sound.
+
+    The voices speak one after the other: A from 1.0 s, B 1.5 s after A ends, C 1.5 s after B ends,
+    then 1.0 s of silence. Each mouth shows its voice's envelope ``MOUTH_LEAD_S`` ahead of the sound.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    rate = 16000
+    speech = [_trim_to_speech(_espeak(folder, f"talking_{name.lower()}", voice, extra, text))
+              for name, voice, extra, text in TALKING_VOICES]
+    starts, cursor = [], 1.0
+    for samples in speech:
+        starts.append(round(cursor * rate))
+        cursor = starts[-1] / rate + len(samples) / rate + 1.5
+    frames = int(np.ceil((starts[-1] + len(speech[-1]) + rate) / rate * fps))
+    duration = frames / fps
+    track = np.zeros(int(round(duration * rate)), np.float32)
+    for start, samples in zip(starts, speech):
+        track[start:start + len(samples)] += samples
+    stem = "talking_faces" + ("_swap" if swap else "") + ("_still" if still else "")
+    wav = write_wav(folder / f"{stem}.wav", track)
+
+    face_of = {"A": 1 if swap else 0, "B": 0 if swap else 1, "C": None}
+    voices = tuple((name, start / rate, (start + len(samples)) / rate, face_of[name])
+                   for (name, *_), start, samples in zip(TALKING_VOICES, starts, speech))
+
+    crop_h, crop_w = HEAD_CROP[0].stop - HEAD_CROP[0].start, HEAD_CROP[1].stop - HEAD_CROP[1].start
+    scale = min(height * 0.7 / crop_h, width * 0.4 / crop_w)  # 960x540: a face box of about 150 px
+    head_h, head_w = int(round(crop_h * scale)), int(round(crop_w * scale))
+    top = (height - head_h) // 2
+    faces = (PlacedFace(width // 4 - head_w // 2, top, scale),
+             PlacedFace(3 * width // 4 - head_w // 2, top, scale, mirror=True))
+    base = background(width, height, seed=2)
+    paste(base, faces[0])
+    paste(base, faces[1])
+    _tint(base, faces[1], (0.8, 0.95, 1.2))  # a cooler, bluer second person
+
+    times = np.arange(frames) / fps + MOUTH_LEAD_S
+    voice_of = {face: k for k, (_, _, _, face) in enumerate(voices) if face is not None}
+    openings = []
+    for face_index in (0, 1):
+        k = voice_of[face_index]
+        env_t, env = speech_envelope(speech[k], rate)
+        openings.append(np.interp(times - starts[k] / rate, env_t, env, left=0.0, right=0.0))
+
+    def render():
+        rng = np.random.default_rng(3)
+        for i in range(frames):
+            canvas = base.copy()
+            if not still:
+                for face, opening in zip(faces, openings):
+                    _draw_mouth(canvas, face.expected_box(), float(opening[i]), rng)
+            yield canvas
+
+    silent = write_video(folder / f"{stem}_video.mp4", render(), fps=fps, gop=2 * fps)
+    path = mux_audio(silent, wav, folder / f"{stem}.mp4")
+    return TalkingFaces(path, wav, duration, fps, faces, voices, still)

@@ -145,6 +145,17 @@ def test_retrieve_predictions_for_each_shipped_config(label_studio, backend, med
             assert frames[:4] == [1, 13, 26, 38]
             # both faces stay in the picture to the end: boxed on the very last frame
             assert frames[-1] == value["framesCount"] and value["sequence"][-1]["enabled"] is False
+    if config_name == "video_face_voice.xml":
+        # one timeline per person: each face track and voice segment names its person; the fused
+        # TimelineLabels (model_source="fused") is filled per person
+        tracks = [r for r in prediction["result"] if r["type"] == "videorectangle"]
+        assert sorted(r["meta"]["text"][0] for r in tracks) == ["PERSON_1", "PERSON_2"]
+        voices = [r for r in prediction["result"] if r["type"] == "labels" and r["to_name"] == "audio"]
+        assert voices and all(r["meta"]["text"][0].startswith("PERSON_") for r in voices)
+        # the generated faces never move their mouths: every voice is off screen
+        assert all("off screen" in r["meta"]["text"][0] for r in voices)
+        fused = [r for r in prediction["result"] if r["type"] == "timelinelabels"]
+        assert fused and all(r["id"].startswith("PERSON_") for r in fused)
 
 
 def test_with_the_write_turned_off_frames_follow_the_editors_default(label_studio, backend, media, tmp_path):

@@ -17,6 +17,10 @@ from ..audio import media_duration_s
 from ..face_analysis import FaceAnalysisOptions
 from ..faces.detect import DetectorOptions
 from ..models.asr import asr_needs
+from ..persons.analysis import analyze_persons
+from ..persons.evidence import EvidenceOptions
+from ..persons.fusion import FusionOptions
+from ..persons.linking import make_linker
 from ..segments.diarization import DiarizationOptions, diarization_needs
 from ..segments.fixed import WindowOptions
 from ..voice_analysis import VoiceAnalysisOptions
@@ -174,8 +178,9 @@ class EmpathicBackend:
         voice_plan = self._voice_plan(audio) if audio is not None else None
         analyses = self._analyses(task, hook=hook, known=known, voice_plan=voice_plan)
         face, voice = analyses.get("face"), analyses.get("voice")
+        persons = self._persons(task, face, voice, hook)
         data = self._data_with_frame_rate(task, face)
-        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice)
+        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice, persons=persons)
         # An invalid region would make a strict Label Studio refuse the whole batch: check first.
         durations = [a.media["duration_s"] for a in (face, voice) if a is not None]
         problems = prediction_problems(prediction, max(durations) if durations else None)
@@ -185,6 +190,18 @@ class EmpathicBackend:
         for part in voice_plan.left_out if voice_plan is not None else ():
             self.service.count(f"tasks_without_{part}")
         return prediction
+
+    def _persons(self, task: dict, face, voice, hook=None):
+        """Who speaks each voice segment and the per-person fusion, where the config shows faces and
+        voices of one media (PERSONS=auto); the evidence is cached, linking and fusion are cheap."""
+        settings = self.service.settings
+        if settings.persons == "off" or not self.plan.links_persons() or face is None or voice is None:
+            return None
+        evidence = self.service.audio_visual_evidence(self._media(task, self.plan.video()), face, voice,
+                                                      EvidenceOptions(), hook=hook)
+        fusion = FusionOptions(grid_s=settings.fusion_grid_s, face_weight=settings.face_weight,
+                               voice_weight=settings.voice_weight)
+        return analyze_persons(face, voice, evidence, make_linker(), fusion, shots_s=voice.shots_s, hook=hook)
 
     def _data_with_frame_rate(self, task: dict, face) -> dict:
         """The task data the prediction counts frames from. Where the Video tag's frameRate reads a

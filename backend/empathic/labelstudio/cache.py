@@ -40,7 +40,7 @@ REDIS_RETRY_AFTER_S = 10.0
 # Float digits compress poorly at any level: level 1 is ~5x faster than the default and only ~8%
 # larger on an hour of face results (25 MB of JSON -> 9 MB).
 COMPRESSION_LEVEL = 1
-KINDS = ("face", "voice")
+KINDS = ("face", "voice", "evidence")  # evidence: what person linking reads from the media
 
 
 def media_digest(path: str | Path) -> str:

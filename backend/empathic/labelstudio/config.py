@@ -4,7 +4,9 @@ Supported: ``<Video>`` with ``<VideoRectangle>`` (+ ``<Labels>``) face tracks, p
 and ``<TimelineLabels>``; ``<Audio>`` (also ``value="$video"``) with ``<Labels>`` segments and
 per-region ``<Choices>``, ``<Taxonomy>``, ``<Number>`` and ``<TextArea>``. Per-control settings are
 ``model_*`` attributes: ``model_threshold``, ``model_top_k``, ``model_pps``, ``model_segmentation``,
-``model_size``, and ``model_attribute`` on a Number (else its name is matched: valence, arousal...).
+``model_size``, ``model_attribute`` on a Number (else its name is matched: valence, arousal...), and
+``model_source="fused"`` on a TimelineLabels (per-person segments of the fused face and voice
+emotions, where the config has a Video and an Audio of the same media; default ``face``).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from .mapping import (DEFAULT_THRESHOLD, ConfigError, LabelMapping, UnmappableCo
                       usable_names)
 
 SEGMENTATIONS = ("fixed", "vad", "diarization", "scene")
+SOURCES = ("face", "fused")
 __all__ = ["ConfigError", "ControlPlan", "ControlSettings", "ObjectPlan", "ProjectPlan", "parse_config"]
 
 
@@ -27,6 +30,7 @@ class ControlSettings:
     pps: float | None = None
     segmentation: str | None = None
     model_size: str | None = None
+    source: str = "face"  # TimelineLabels: face tracks' emotions, or the persons' fused ones
 
 
 @dataclass(frozen=True)
@@ -66,6 +70,12 @@ class ProjectPlan:
     def audio(self) -> ObjectPlan | None:
         return next((o for o in self.objects if o.type == "audio"), None)
 
+    def links_persons(self) -> bool:
+        """Faces and voices of the same media: voice segments can be linked to face tracks."""
+        video, audio = self.video(), self.audio()
+        return (video is not None and audio is not None and video.value_key == audio.value_key
+                and video.control("videorectangle") is not None)
+
 
 def _settings(attributes: dict[str, str], name: str) -> ControlSettings:
     def number(key, cast):
@@ -89,10 +99,13 @@ def _settings(attributes: dict[str, str], name: str) -> ControlSettings:
         raise ConfigError(f"{name}: model_top_k must be between 1 and 40, got {top_k}")
     if pps is not None and not pps > 0:
         raise ConfigError(f"{name}: model_pps must be > 0, got {pps}")
+    source = attributes.get("model_source", "face")
+    if source not in SOURCES:
+        raise ConfigError(f"{name}: model_source={source!r}; use one of {', '.join(SOURCES)}")
     single = attributes.get("choice", "single") == "single"
     return ControlSettings(threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
                            top_k=top_k or (1 if single else 3), pps=pps, segmentation=segmentation,
-                           model_size=size)
+                           model_size=size, source=source)
 
 
 def _taxonomy_paths(element: ElementTree.Element) -> tuple[tuple[str, ...], ...]:

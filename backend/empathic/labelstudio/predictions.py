@@ -7,8 +7,8 @@ import logging
 
 from ..results import FaceAnalysis, VoiceAnalysis
 from .config import ObjectPlan, ProjectPlan
-from .regions import (FrameClock, audio_segments, choose, mean_label_scores, per_region_choices, timeline_labels,
-                      track_region_id, tracks_of, video_rectangles)
+from .regions import (FrameClock, audio_segments, choose, fused_timeline_labels, mean_label_scores,
+                      per_region_choices, timeline_labels, track_region_id, tracks_of, video_rectangles)
 
 log = logging.getLogger(__name__)
 
@@ -84,19 +84,25 @@ def frame_rate(video: ObjectPlan, task_data: dict, file_fps: float | None) -> fl
     return fps
 
 
-def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict) -> list[dict]:
+def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict, persons=None) -> list[dict]:
     clock = FrameClock(frame_rate(video, task_data, face.media.get("average_fps")), face.media["duration_s"])
     results: list[dict] = []
     rectangle = video.control("videorectangle")
     track_label = video.control("labels")
     if rectangle is not None:
-        results += video_rectangles(face, rectangle, clock, track_label)
+        results += video_rectangles(face, rectangle, clock, track_label, persons)
         for control in video.controls:
             if control.type == "choices" and control.per_region:
                 for track_id, observations in tracks_of(face).items():
                     results.append(per_region_choices(control, track_region_id(track_id), observations))
     timeline = video.control("timelinelabels")
-    if timeline is not None:
+    if timeline is not None and timeline.settings.source == "fused" and persons is not None:
+        results += fused_timeline_labels(persons, timeline, clock)
+    elif timeline is not None:
+        if timeline.settings.source == "fused":
+            log.warning("%s asks for fused emotions (model_source=\"fused\"), which needs the config's Video "
+                        "and Audio to show the same media and PERSONS=auto: filled with the faces' emotions",
+                        timeline.name)
         results += timeline_labels(face, timeline, clock)
     for control in video.controls:
         if control.type == "choices" and not control.per_region and face.faces:
@@ -104,8 +110,8 @@ def video_results(video: ObjectPlan, face: FaceAnalysis, task_data: dict) -> lis
     return results
 
 
-def audio_results(audio: ObjectPlan, voice: VoiceAnalysis) -> list[dict]:
-    results = audio_segments(voice, audio)
+def audio_results(audio: ObjectPlan, voice: VoiceAnalysis, persons=None) -> list[dict]:
+    results = audio_segments(voice, audio, persons)
     for control in audio.controls:
         if control.type == "choices" and not control.per_region and voice.segments:
             results.append(_clip_choices(control, mean_label_scores(control.mapping, list(voice.segments))))
@@ -121,18 +127,20 @@ def _clip_choices(control, scored) -> dict:
 
 
 def build_prediction(plan: ProjectPlan, task_data: dict, model_version: str, face: FaceAnalysis | None = None,
-                     voice: VoiceAnalysis | None = None) -> dict:
-    """``{"model_version", "score", "result"}``; the score is the mean of the region scores."""
+                     voice: VoiceAnalysis | None = None, persons=None) -> dict:
+    """``{"model_version", "score", "result"}``; the score is the mean of the region scores.
+    ``persons`` (a PersonsAnalysis) names the person of each face track and voice segment and fills
+    a TimelineLabels with ``model_source="fused"``."""
     results: list[dict] = []
     video, audio = plan.video(), plan.audio()
     if video is not None:
         if face is None:
             raise PredictionError("the config has a Video to fill but no face analysis was made")
-        results += video_results(video, face, task_data)
+        results += video_results(video, face, task_data, persons)
     if audio is not None:
         if voice is None:
             raise PredictionError("the config has an Audio to fill but no voice analysis was made")
-        results += audio_results(audio, voice)
+        results += audio_results(audio, voice, persons)
     scores = [r["score"] for r in results if "score" in r]
     return {"model_version": model_version, "score": round(sum(scores) / len(scores), 6) if scores else 0.0,
             "result": results}

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..results import FaceAnalysis, FaceObservation, VoiceAnalysis, VoiceSegment
+from ..taxonomy import EMOTION_IDS
 from ..timeline import SmoothingOptions, smooth, track_extents
 from .config import ControlPlan, ObjectPlan
 from .mapping import LabelMapping
@@ -81,7 +82,7 @@ def track_region_id(track_id: int) -> str:
 
 
 def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClock,
-                     label_control: ControlPlan | None) -> list[dict]:
+                     label_control: ControlPlan | None, persons=None) -> list[dict]:
     """One track per face. A face seen at a sample stays boxed for the time that sample stands for
     (``track_extents``: until the next sample, or the end of the video), the same rule as the
     track's TimelineLabels. Label Studio shows a keyframe with ``enabled: false`` on its own
@@ -105,11 +106,22 @@ def video_rectangles(face: FaceAnalysis, rectangle: ControlPlan, clock: FrameClo
                  "sequence": [keyframes[f] for f in sorted(keyframes)]}
         if label_control is not None:
             value["labels"] = [_track_label(label_control, observations)]
-        regions.append({"id": track_region_id(track_id), "from_name": rectangle.name,
-                        "to_name": rectangle.to_name, "type": "videorectangle", "origin": "prediction",
-                        "score": round(float(np.mean([o.detection_confidence for o in observations])), 4),
-                        "value": value})
+        region = {"id": track_region_id(track_id), "from_name": rectangle.name,
+                  "to_name": rectangle.to_name, "type": "videorectangle", "origin": "prediction",
+                  "score": round(float(np.mean([o.detection_confidence for o in observations])), 4),
+                  "value": value}
+        person = persons.person_of_track(track_id) if persons is not None else None
+        if person is not None:
+            region["meta"] = {"text": [person_label(person)]}
+        regions.append(region)
     return regions
+
+
+def person_label(person) -> str:
+    """How a region names its person: PERSON_1, with the diarized speaker it speaks as, or off screen."""
+    if person.track_id is None:
+        return f"{person.person_id} (off screen{', ' + person.speaker_id if person.speaker_id else ''})"
+    return f"{person.person_id} (speaks as {person.speaker_id})" if person.speaker_id else person.person_id
 
 
 def _box_percent(obs: FaceObservation, frame_w: float, frame_h: float) -> dict:
@@ -159,12 +171,38 @@ def timeline_labels(face: FaceAnalysis, control: ControlPlan, clock: FrameClock)
     return regions
 
 
+def fused_timeline_labels(persons, control: ControlPlan, clock: FrameClock) -> list[dict]:
+    """Per person and label: where the label's score over the fused face and voice shares stays on
+    (the fusion grid's cells, with the same hysteresis as the face timeline)."""
+    smoothing = SmoothingOptions(on_threshold=control.settings.threshold)
+    regions = []
+    for person in persons.persons:
+        cells = [c for c in persons.timeline if c.person_id == person.person_id]
+        if not cells:
+            continue
+        extents = np.array([[c.start_s, c.end_s] for c in cells])
+        per_label = [dict(control.mapping.scores(dict(zip(EMOTION_IDS, c.fused.tolist())))) for c in cells]
+        for target in control.mapping.targets:
+            scores = np.array([row[target.label] for row in per_label])
+            for n, segment in enumerate(smooth(extents, scores, smoothing)):
+                start = clock.frame_at(segment.start_s)
+                end = max(start, clock.last_frame_before(segment.end_s))
+                regions.append({
+                    "id": f"{person.person_id}-{target.label}-{n + 1}".replace(" ", "_"),
+                    "from_name": control.name, "to_name": control.to_name, "type": "timelinelabels",
+                    "origin": "prediction", "score": round(segment.mean_score, 6),
+                    "meta": {"text": [person_label(person)]},
+                    "value": {"ranges": [{"start": start, "end": end}], "timelinelabels": [target.label]}})
+    return regions
+
+
 def segment_region_id(segment: VoiceSegment) -> str:
     return f"voice{segment.segment_index + 1}"
 
 
-def audio_segments(voice: VoiceAnalysis, obj: ObjectPlan) -> list[dict]:
-    """A Labels region per voice segment (seconds), and every per-region control of the Audio."""
+def audio_segments(voice: VoiceAnalysis, obj: ObjectPlan, persons=None) -> list[dict]:
+    """A Labels region per voice segment (seconds), and every per-region control of the Audio; with
+    ``persons``, each segment names the person whose voice it is."""
     labels = next(c for c in obj.controls if c.type == "labels" and not c.per_region)
     regions = []
     for segment in voice.segments:
@@ -174,7 +212,10 @@ def audio_segments(voice: VoiceAnalysis, obj: ObjectPlan) -> list[dict]:
         region = {"id": region_id, "from_name": labels.name, "to_name": labels.to_name, "type": "labels",
                   "origin": "prediction", "score": round(chosen[0][1], 6),
                   "value": {**span, "labels": [label for label, _ in chosen]}}
-        if segment.speaker is not None:
+        person_id = persons.segment_person.get(segment.segment_index) if persons is not None else None
+        if person_id is not None:
+            region["meta"] = {"text": [person_label(persons.person(person_id))]}
+        elif segment.speaker is not None:
             region["meta"] = {"text": [segment.speaker]}
         regions.append(region)
         for control in obj.controls:

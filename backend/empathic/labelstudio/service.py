@@ -14,12 +14,14 @@ from collections import Counter
 from pathlib import Path
 
 from .. import __version__
+from ..audio import decode_audio
 from ..face_analysis import FaceAnalysisOptions, analyze_faces
 from ..hub import MissingWeightsError, WeightSources, resolve_needs
 from ..models.asr import asr_needs
 from ..models.face import FaceEmotionModel
 from ..models.runtime import Runtime, make_runtime
 from ..models.voice import VoiceEmotionModel
+from ..persons.evidence import AudioVisualEvidence, EvidenceOptions, gather_evidence
 from ..results import FaceAnalysis, VoiceAnalysis
 from ..segments.diarization import DiarizationOptions, diarization_needs
 from ..voice_analysis import VoiceAnalysisOptions, analyze_voice, make_segmenter
@@ -252,6 +254,25 @@ class AnalysisService:
             self._learn_rate("voice", elapsed, analysis.media["duration_s"])
             self.cache.put(key, analysis.to_cache())
         return analysis
+
+    def audio_visual_evidence(self, path: Path, face: FaceAnalysis, voice: VoiceAnalysis,
+                              options: EvidenceOptions, hook=None) -> AudioVisualEvidence:
+        """The mouth motion and voice quality person linking reads, cached like the analyses (keyed
+        by the media, both analyses' models and parameters): changing linking or fusion settings
+        later needs neither inference nor decoding."""
+        parameters = (("face", dict(face.parameters)), ("voice", dict(voice.parameters)),
+                      ("segmentation", voice.segmentation_mode)) + options.as_parameters() \
+            + (("analysis_version", __version__),)
+        key = cache_key(self._digest(path), "evidence",
+                        {"face": model_identity(face.model), "voice": model_identity(voice.model)}, parameters)
+        evidence = self._cached("evidence", key, AudioVisualEvidence.from_cache)
+        if evidence is None:
+            self.count("evidence_cache_misses")
+            started = time.perf_counter()
+            evidence = gather_evidence(path, face, voice, decode_audio(path), options, hook=hook)
+            self.count("linking_seconds", time.perf_counter() - started)
+            self.cache.put(key, evidence.to_cache())
+        return evidence
 
     def check_models(self) -> None:
         """Find the configured face and voice models all at once (one error names every missing

@@ -44,6 +44,10 @@ ENVIRONMENT = {
     "job_timeout_s": "JOB_TIMEOUT_S",
     "language": "ASR_LANGUAGE",
     "write_frame_rate": "WRITE_FRAME_RATE",
+    "persons": "PERSONS",
+    "fusion_grid_s": "FUSION_GRID_S",
+    "face_weight": "FACE_WEIGHT",
+    "voice_weight": "VOICE_WEIGHT",
 }
 
 
@@ -90,6 +94,12 @@ class BackendSettings(BaseModel):
     # syncs fill only the media field): write the file's frame rate into the task, so that the editor
     # and the prediction count frames alike. Off: both use Label Studio's default of 24.
     write_frame_rate: bool = True
+    # auto: where a config has a Video with face tracks and an Audio of the same media, voice
+    # segments are linked to the face speaking them and emotions fused per person; off: never.
+    persons: str = Field(default="auto", pattern="^(auto|off)$")
+    fusion_grid_s: float = Field(default=1.0, gt=0)
+    face_weight: float = Field(default=1.0, ge=0)
+    voice_weight: float = Field(default=1.0, ge=0)
 
     @field_validator("label_studio_url")
     @classmethod
