@@ -324,3 +324,35 @@ def test_the_model_class_is_built_the_way_upstreams_server_builds_it(monkeypatch
     (prediction,) = model.predict([{"id": 1, "data": {"video": str(media["faces"])}}], context=None)
     assert model.model_version == prediction["model_version"] == "upstream-shape"
     assert model.fit("START_TRAINING", {})["status"] == "this backend retrains nothing"
+
+
+def test_video_face_voice_names_who_speaks_and_fusion_settings_need_no_new_decoding(tmp_path, voice_hub_cache):
+    from media_factory import talking_faces_video
+
+    clip = talking_faces_video(tmp_path / "talking")
+    service = _service(tmp_path)
+    config = (CONFIGS / "video_face_voice.xml").read_text()
+    task = {"id": 11, "data": {"video": str(clip.path), "fps": 25}}
+    with create_app(service).test_client() as app_client:
+        (first,) = _predict(app_client, config, [task])
+        assert LabelInterface(config).validate_prediction(first, return_errors=True) == []
+        tracks = {r["id"]: r for r in first["result"] if r["type"] == "videorectangle"}
+        left = min(tracks.values(), key=lambda r: r["value"]["sequence"][0]["x"])
+        right = max(tracks.values(), key=lambda r: r["value"]["sequence"][0]["x"])
+        voices = sorted((r for r in first["result"] if r["type"] == "labels" and r["to_name"] == "audio"),
+                        key=lambda r: r["value"]["start"])
+        # fixed 5 s windows: voice A (1-4 s, the left face), voice B (5.5-8.3 s, the right face), voice C
+        # (9.8-12.5 s, nobody on screen)
+        assert [r["meta"]["text"][0] for r in voices] == [left["meta"]["text"][0], right["meta"]["text"][0],
+                                                         "PERSON_3 (off screen)"]
+        fused = [r for r in first["result"] if r["type"] == "timelinelabels"]
+        assert {r["meta"]["text"][0] for r in fused} <= {"PERSON_1", "PERSON_2", "PERSON_3 (off screen)"}
+        assert _metric(app_client, "evidence_cache_misses_total") == 1
+        # another fusion grid: linking and fusion run again from the cached evidence and analyses
+        service.settings = service.settings.model_copy(update={"fusion_grid_s": 0.5})
+        (second,) = _predict(app_client, config, [task])
+        assert _metric(app_client, "evidence_cache_misses_total") == 1
+        assert _metric(app_client, "evidence_cache_hits_total") == 1
+        assert _metric(app_client, "face_cache_misses_total") == 1
+        assert _metric(app_client, "voice_cache_misses_total") == 1
+        assert LabelInterface(config).validate_prediction(second, return_errors=True) == []

@@ -147,3 +147,18 @@ def test_divergence_and_share_vectors():
     p, q = share_vector(_emotions("elation")), share_vector(_emotions("sadness"))
     assert js_divergence(p, p) == pytest.approx(0, abs=1e-12)
     assert 0.1 < js_divergence(p, q) <= 1 and p.sum() == pytest.approx(1)
+
+
+def test_shots_are_summarised_per_person():
+    voice = _voice([(1, 3, "S_A", "elation"), (4, 6, "S_B", "sadness"), (6.5, 8, "S_A", "elation")])
+    evidence = _evidence({1: [(1, 3), (6.5, 8)], 2: [(4, 6)]})
+    persons = analyze_persons(_face(BOXES), voice, evidence, make_linker(), FusionOptions(), shots_s=(5.0,))
+    assert [(s.start_s, s.end_s) for s in persons.shots] == [(0.0, 5.0), (5.0, DURATION)]
+    first, second = ({p.person_id: p for p in shot.persons} for shot in persons.shots)
+    assert first["PERSON_1"].speaking_s == pytest.approx(2.0) and second["PERSON_1"].speaking_s == pytest.approx(1.5)
+    assert first["PERSON_2"].speaking_s == pytest.approx(1.0) and second["PERSON_2"].speaking_s == pytest.approx(1.0)
+    assert first["PERSON_1"].on_screen_s == pytest.approx(5.0) and second["PERSON_2"].on_screen_s == pytest.approx(7.0)
+    assert EMOTION_IDS[int(np.argmax(first["PERSON_1"].face_shares))] == "elation"
+    assert EMOTION_IDS[int(np.argmax(first["PERSON_2"].voice_shares))] == "sadness"
+    # the constructed faces and voices agree on every person: no conflict anywhere
+    assert not any(row.conflicts for shot in persons.shots for row in shot.persons)

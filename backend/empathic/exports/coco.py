@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..persons.quality import QualityOptions, face_quality
 from ..results import FaceAnalysis
 
 FACE_CATEGORY_ID = 1
@@ -45,6 +46,7 @@ def to_coco(analysis: FaceAnalysis, top_k: int = 5, persons=None) -> dict:
             "attributes": {
                 "emotions": observed["emotions"],
                 "dimensions": observed["dimensions"],
+                "quality": _quality(face),
                 "model_info": model_info,
             },
         })
@@ -60,6 +62,13 @@ def to_coco(analysis: FaceAnalysis, top_k: int = 5, persons=None) -> dict:
         "annotations": annotations,
         "categories": [{"id": FACE_CATEGORY_ID, "name": "face", "supercategory": "person"}],
     }
+
+
+def _quality(face) -> dict:
+    """How far the face can be trusted (persons.quality): 0..1, the crop's sharpness, the flags."""
+    score, flags = face_quality(face, QualityOptions())
+    return {"score": score, "sharpness": None if face.sharpness is None else round(face.sharpness, 2),
+            "flags": list(flags)}
 
 
 def _person_fields(persons, track_id: int) -> dict:

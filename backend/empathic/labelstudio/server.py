@@ -129,11 +129,13 @@ def prometheus_text(service: AnalysisService) -> str:
     metric("inference_seconds_total", "counter", "seconds spent running the models",
            counters.get("inference_seconds", 0.0))
     metric("predict_seconds_total", "counter", "seconds spent answering /predict", counters.get("predict_seconds", 0.0))
-    for kind in ("face", "voice"):
+    for kind in ("face", "voice", "evidence"):
         metric(f"{kind}_cache_hits_total", "counter", f"{kind} analyses served from the cache",
                counters.get(f"{kind}_cache_hits", 0))
         metric(f"{kind}_cache_misses_total", "counter", f"{kind} analyses computed",
                counters.get(f"{kind}_cache_misses", 0))
+    metric("linking_seconds_total", "counter", "seconds spent gathering the evidence for person linking",
+           counters.get("linking_seconds", 0.0))
     metric("deferred_tasks_total", "counter", "tasks handed to background jobs", counters.get("deferred_tasks", 0))
     metric("tasks_without_transcripts_total", "counter", "tasks predicted without the transcripts their config "
            "asks for (the ASR model is missing)", counters.get("tasks_without_transcripts", 0))
