@@ -7,7 +7,7 @@
   energy of that instant. Only the previous frame is held, never the decoded stretch.
 - Speech envelope: the RMS of the 16 kHz sound in 20 ms windows every 10 ms, for the whole file.
 - Voice quality per segment: an SNR estimate (the loud frames' level over the quiet frames') and
-  the share of the segment that is clearly louder than its noise floor.
+  silero-vad's mean speech probability over the segment.
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ import numpy as np
 from ..audio import AudioClip
 from ..media import FrameTimeline, VideoInfo, iter_frames, probe
 from ..results import Box, FaceAnalysis, FaceObservation, VoiceAnalysis
+from ..segments.vad import VAD_CHUNK_SAMPLES, speech_probabilities
 
 ProgressHook = Callable[[str, int, "int | None"], None]
 
 ENVELOPE_RATE_HZ = 100.0  # envelope values per second
 ENVELOPE_WINDOW_S = 0.02
 QUALITY_FRAME_S = 0.02  # frames of the per-segment SNR estimate
-SPEECH_ABOVE_FLOOR_DB = 10.0  # a frame this far above the segment's noise floor counts as speech
 EVIDENCE_FORMAT = 1
 
 
@@ -65,7 +65,7 @@ class TrackMotion:
 class SegmentQuality:
     segment_index: int
     snr_db: float  # the loud frames' level (90th percentile) over the quiet frames' (10th percentile)
-    speech_ratio: float  # share of the segment's 20 ms frames at least 10 dB above its noise floor
+    speech_probability: float  # silero-vad's speech probability, averaged over the segment's 32 ms chunks
 
 
 @dataclass(frozen=True, eq=False)
@@ -92,7 +92,8 @@ class AudioVisualEvidence:
                 "envelope": _pack(self.envelope, np.float32),
                 "motions": [{"track_id": m.track_id, "times_s": _pack(m.times_s, np.float64),
                              "energy": _pack(m.energy, np.float32)} for m in self.motions],
-                "segment_quality": [[q.segment_index, q.snr_db, q.speech_ratio] for q in self.segment_quality]}
+                "segment_quality": [[q.segment_index, q.snr_db, q.speech_probability]
+                                    for q in self.segment_quality]}
 
     @classmethod
     def from_cache(cls, document: dict) -> "AudioVisualEvidence":
@@ -131,20 +132,26 @@ def speech_envelope(audio: AudioClip) -> np.ndarray:
     return np.sqrt(sums / np.maximum(last - first, 1)).astype(np.float32)
 
 
-def segment_quality(audio: AudioClip, voice: VoiceAnalysis) -> tuple[SegmentQuality, ...]:
+def segment_quality(audio: AudioClip, voice: VoiceAnalysis,
+                    probabilities: np.ndarray | None = None) -> tuple[SegmentQuality, ...]:
+    """``probabilities``: silero's per-chunk speech probabilities of the whole audio (computed here
+    when not given)."""
+    if probabilities is None:
+        probabilities = speech_probabilities(audio)
+    chunk_s = VAD_CHUNK_SAMPLES / audio.sample_rate
     frame = int(round(audio.sample_rate * QUALITY_FRAME_S))
     qualities = []
     for segment in voice.segments:
+        first, last = int(segment.start_s / chunk_s), int(np.ceil(segment.end_s / chunk_s))
+        speech = float(probabilities[first:last].mean()) if last > first and first < len(probabilities) else 0.0
         samples = np.asarray(audio.window(segment.start_s, segment.end_s), dtype=np.float64)
         count = len(samples) // frame
-        if count < 2:
-            qualities.append(SegmentQuality(segment.segment_index, 0.0, 0.0))
-            continue
-        power = (samples[:count * frame].reshape(count, frame) ** 2).mean(axis=1)
-        level_db = 10 * np.log10(power + 1e-12)
-        floor, loud = np.percentile(level_db, 10), np.percentile(level_db, 90)
-        ratio = float(np.mean(level_db >= floor + SPEECH_ABOVE_FLOOR_DB))
-        qualities.append(SegmentQuality(segment.segment_index, round(float(loud - floor), 3), round(ratio, 4)))
+        snr = 0.0
+        if count >= 2:
+            power = (samples[:count * frame].reshape(count, frame) ** 2).mean(axis=1)
+            level_db = 10 * np.log10(power + 1e-12)
+            snr = float(np.percentile(level_db, 90) - np.percentile(level_db, 10))
+        qualities.append(SegmentQuality(segment.segment_index, round(snr, 3), round(speech, 4)))
     return tuple(qualities)
 
 

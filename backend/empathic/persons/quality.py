@@ -2,8 +2,8 @@
 
 Face: size (box height against ``face_full_px``) x sharpness (variance of the Laplacian of the crop
 against ``sharpness_full``) x detection confidence. Voice: SNR estimate (against ``snr_full_db``) x
-share of the segment that is speech (against ``speech_full_ratio``), and 0 where another speaker's
-segment overlaps it. Each factor is clipped to 0..1; the flags name the reasons a reviewer should
+silero-vad's mean speech probability (against ``speech_full_probability``), and 0 where another
+speaker's segment overlaps it. Each factor is clipped to 0..1; the flags name the reasons a reviewer should
 look twice.
 """
 
@@ -25,11 +25,11 @@ class QualityOptions:
     blurred_below: float = 25.0  # flag blurred_face below this
     snr_full_db: float = 25.0
     low_snr_db: float = 10.0  # flag low_snr below this
-    speech_full_ratio: float = 0.5
-    little_speech_ratio: float = 0.2  # flag little_speech below this
+    speech_full_probability: float = 0.6
+    little_speech_below: float = 0.3  # flag little_speech below this mean speech probability
 
     def __post_init__(self):
-        for name in ("face_full_px", "sharpness_full", "snr_full_db", "speech_full_ratio"):
+        for name in ("face_full_px", "sharpness_full", "snr_full_db", "speech_full_probability"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -72,8 +72,8 @@ def voice_quality(segment: VoiceSegment, measured: SegmentQuality | None, overla
     if measured is not None:
         if measured.snr_db < options.low_snr_db:
             flags.append("low_snr")
-        if measured.speech_ratio < options.little_speech_ratio:
+        if measured.speech_probability < options.little_speech_below:
             flags.append("little_speech")
         quality *= _clip01(measured.snr_db / options.snr_full_db) * _clip01(
-            measured.speech_ratio / options.speech_full_ratio)
+            measured.speech_probability / options.speech_full_probability)
     return round(quality, 4), tuple(flags)

@@ -32,6 +32,36 @@ class VadOptions:
                              f"got {self.max_duration_s}")
 
 
+VAD_CHUNK_SAMPLES = 512  # silero scores 32 ms chunks at 16 kHz
+
+
+def load_vad_model():
+    import warnings
+
+    from silero_vad import load_silero_vad
+
+    # silero ships a TorchScript file and reads it with a legacy importlib call: both warn.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return load_silero_vad()
+
+
+def speech_probabilities(audio: AudioClip, model=None) -> np.ndarray:
+    """silero-vad's speech probability of every 32 ms chunk of the audio (float32, from t = 0)."""
+    import torch
+
+    if audio.sample_rate != VAD_SAMPLE_RATE:
+        raise ValueError(f"VAD needs {VAD_SAMPLE_RATE} Hz audio, got {audio.sample_rate}")
+    if len(audio.samples) == 0:
+        return np.zeros(0, dtype=np.float32)
+    model = model or load_vad_model()
+    model.reset_states()
+    with torch.inference_mode():
+        probabilities = model.audio_forward(torch.from_numpy(np.ascontiguousarray(audio.samples)), VAD_SAMPLE_RATE)
+    return probabilities.reshape(-1).numpy().astype(np.float32)
+
+
 class VadSegmenter:
     def __init__(self, options: VadOptions = VadOptions(),
                  hook: Callable[[str, int, "int | None"], None] | None = None):
@@ -41,15 +71,7 @@ class VadSegmenter:
 
     def _load(self):
         if self._model is None:
-            import warnings
-
-            from silero_vad import load_silero_vad
-
-            # silero ships a TorchScript file and reads it with a legacy importlib call: both warn.
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", FutureWarning)
-                warnings.simplefilter("ignore", DeprecationWarning)
-                self._model = load_silero_vad()
+            self._model = load_vad_model()
         return self._model
 
     def segment(self, audio: AudioClip) -> list[Segment]:
