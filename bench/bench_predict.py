@@ -46,7 +46,8 @@ def main() -> None:
     build_voice_replicas(cache_root)
     work = Path(tempfile.mkdtemp(prefix="bench-predict-"))
     warmup, measured = talking_video(work, "warmup", 2.0, 0), talking_video(work, "clip", seconds, 1)
-    settings = BackendSettings(device="cpu", media_cache_dir=work / "media", model_version="bench", face_pps=1.0)
+    settings = BackendSettings(device="cpu", media_cache_dir=work / "media", model_version="bench", face_pps=1.0,
+                               media_roots=str(work))
     service = AnalysisService(settings, cache=MemoryCache())
     config = (ROOT / "labeling_configs" / "video_face_voice.xml").read_text()
     client = create_app(service).test_client()

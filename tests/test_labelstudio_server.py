@@ -25,8 +25,10 @@ def media(media_dir, two_voices):
 
 
 def _service(tmp_path, **overrides):
+    # MEDIA_ROOTS: the session's temporary folders, where the tests make their media
     settings = BackendSettings(device="cpu", precision="fp32", media_cache_dir=tmp_path / "media",
-                               model_version="emo-test", face_pps=2.0, **overrides)
+                               model_version="emo-test", face_pps=2.0, media_roots=str(tmp_path.parent),
+                               **overrides)
     return AnalysisService(settings, cache=MemoryCache())
 
 
@@ -92,17 +94,22 @@ def test_one_bad_task_never_spoils_the_batch(client, media, tmp_path, caplog):
              {"id": 4, "data": {"audio": "/data/upload/1/missing.wav"}},
              {"id": 5, "data": {"audio": str(notes)}},
              {"id": 6, "data": {"audio": "http://127.0.0.1:1/unreachable.wav"}},
-             {"id": 7, "data": {"audio": str(media["speech"])}}]
+             {"id": 7, "data": {"audio": str(media["speech"])}},
+             {"id": 8, "data": {"audio": "/etc/passwd"}}]
     results = _predict(client, config, tasks)
-    assert [bool(r) for r in results] == [True, False, False, False, False, False, True]
-    assert results[1] == results[2] == results[3] == results[4] == results[5] == []  # retried next time
+    assert [bool(r) for r in results] == [True, False, False, False, False, False, True, False]
+    assert results[1] == results[2] == results[3] == results[4] == results[5] == results[7] == []  # retried next time
     failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
-    assert len(failures) == 5
+    assert len(failures) == 6
     assert "task 2 " in failures[0] and "corrupt.wav" in failures[0]
     assert "task 3 " in failures[1] and "'audio'" in failures[1]
     assert "task 4 " in failures[2] and "LABEL_STUDIO_URL" in failures[2]
     assert "task 5 " in failures[3] and "notes.txt" in failures[3]
-    assert "task 6 " in failures[4] and "unreachable.wav" in failures[4] and "connection refused" in failures[4]
+    assert "task 6 " in failures[4] and "unreachable.wav" in failures[4] and "ALLOWED_MEDIA_HOSTS" in failures[4]
+    assert "task 8 " in failures[5] and "/etc/passwd is outside the media roots" in failures[5]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'empathic_media_refused_total{reason="host"} 1' in metrics
+    assert 'empathic_media_refused_total{reason="local_path"} 1' in metrics
     caplog.clear()  # these errors were the point of the test
 
 
@@ -223,10 +230,11 @@ def test_the_redis_cache_serves_another_process_and_a_down_redis_only_costs_spee
 
     config = (CONFIGS / "audio_voice.xml").read_text()
     task = [{"id": 1, "data": {"audio": str(media["speech"])}}]
-    first = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m1", model_version="v"),
-                            cache=RedisCache(redis_url))
-    second = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m2", model_version="v"),
-                             cache=RedisCache(redis_url))
+    roots = str(tmp_path.parent)
+    first = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m1", model_version="v",
+                                            media_roots=roots), cache=RedisCache(redis_url))
+    second = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m2", model_version="v",
+                                             media_roots=roots), cache=RedisCache(redis_url))
     with create_app(first).test_client() as client:
         computed = _predict(client, config, task)
     with create_app(second).test_client() as client:
@@ -234,7 +242,8 @@ def test_the_redis_cache_serves_another_process_and_a_down_redis_only_costs_spee
     assert computed == cached
     assert first.counters["voice_cache_misses"] == 1 and second.counters["voice_cache_hits"] == 1
     assert second._models == {}  # served without loading a model
-    down = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m3", model_version="v"),
+    down = AnalysisService(BackendSettings(device="cpu", media_cache_dir=tmp_path / "m3", model_version="v",
+                                           media_roots=roots),
                            cache=RedisCache("redis://127.0.0.1:1/0"))
     with create_app(down).test_client() as client:
         assert _predict(client, config, task) == computed
@@ -253,7 +262,8 @@ def test_empathic_serve_answers_under_gunicorn(tmp_path, voice_hub_cache):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     executable = Path(sys.executable).with_name("empathic")
-    env = {**os.environ, "MODEL_VERSION": "emo-serve", "MEDIA_CACHE_DIR": str(tmp_path / "media")}
+    env = {**os.environ, "MODEL_VERSION": "emo-serve", "MEDIA_CACHE_DIR": str(tmp_path / "media"),
+           "MEDIA_ROOTS": str(tmp_path.parent)}
     process = subprocess.Popen([str(executable), "serve", "--port", str(port), "--threads", "2"], env=env,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     try:
@@ -320,6 +330,7 @@ def test_the_model_class_is_built_the_way_upstreams_server_builds_it(monkeypatch
     monkeypatch.setenv("DEVICE", "cpu")
     monkeypatch.setenv("MODEL_VERSION", "upstream-shape")
     monkeypatch.setenv("MEDIA_CACHE_DIR", str(tmp_path / "media"))
+    monkeypatch.setenv("MEDIA_ROOTS", str(tmp_path.parent))
     model = backend_module.EmpathicBackend(project_id="5", label_config=(CONFIGS / "basic_emotions.xml").read_text())
     (prediction,) = model.predict([{"id": 1, "data": {"video": str(media["faces"])}}], context=None)
     assert model.model_version == prediction["model_version"] == "upstream-shape"
@@ -356,3 +367,20 @@ def test_video_face_voice_names_who_speaks_and_fusion_settings_need_no_new_decod
         assert _metric(app_client, "face_cache_misses_total") == 1
         assert _metric(app_client, "voice_cache_misses_total") == 1
         assert LabelInterface(config).validate_prediction(second, return_errors=True) == []
+
+
+def test_media_longer_or_larger_than_the_limits_is_refused_with_the_value_and_the_limit(tmp_path, media, caplog,
+                                                                                     voice_hub_cache):
+    service = _service(tmp_path, max_media_duration_s=5, max_frame_pixels=320 * 240)
+    with create_app(service).test_client() as app_client:
+        audio = (CONFIGS / "audio_voice.xml").read_text()
+        video = (CONFIGS / "basic_emotions.xml").read_text()
+        assert _predict(app_client, audio, [{"id": 21, "data": {"audio": str(media["speech"])}}]) == [[]]
+        assert _predict(app_client, video, [{"id": 22, "data": {"video": str(media["faces"])}}]) == [[]]
+        metrics = app_client.get("/metrics").get_data(as_text=True)
+    failures = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert "task 21: the media lasts 12 s, more than MAX_MEDIA_DURATION_S=5" in failures[0]
+    assert "task 22: the video's frames are 1280x720 = 921600 pixels, more than MAX_FRAME_PIXELS=76800" in failures[1]
+    assert 'reason="too_long"} 1' in metrics and 'reason="frame_too_large"} 1' in metrics
+    assert service._models == {}  # refused before any model was loaded
+    caplog.clear()  # the errors were the point of the test

@@ -17,6 +17,7 @@ import jwt
 import pytest
 
 from empathic.labelstudio.media_fetch import LabelStudioAccess, MediaFetcher, MediaFetchError, TokenProvider
+from empathic.labelstudio.media_policy import MediaPolicy
 
 SECRET = "a-test-signing-key-that-is-long-enough-for-hs256"
 LEGACY = "0123456789abcdef0123456789abcdef01234567"
@@ -153,8 +154,14 @@ def label_studio(cloud):
     server.server_close()
 
 
-def fetcher(label_studio, tmp_path: Path, api_key: str | None = LEGACY, **options) -> MediaFetcher:
-    return MediaFetcher(LabelStudioAccess(label_studio.url, api_key), tmp_path / "cache", **options)
+def fetcher(label_studio, tmp_path: Path, api_key: str | None = LEGACY, allowed=(), **options) -> MediaFetcher:
+    policy = MediaPolicy(label_studio_url=label_studio.url, allowed_hosts=tuple(allowed),
+                         media_roots=(tmp_path / "media",))
+    return MediaFetcher(LabelStudioAccess(label_studio.url, api_key), tmp_path / "cache", policy=policy, **options)
+
+
+def host_of(server) -> str:
+    return server.url.removeprefix("http://")
 
 
 def test_personal_access_token_is_exchanged_once_and_reused(label_studio, tmp_path):
@@ -230,10 +237,15 @@ def test_a_file_larger_than_the_cache_is_kept(label_studio, tmp_path):
 
 
 def test_cloud_uri_is_presigned_without_leaking_the_token(label_studio, cloud, tmp_path):
-    path = fetcher(label_studio, tmp_path, api_key=mint("refresh")).fetch(CLOUD_URI, task_id=7)
+    # Label Studio's redirect to a loopback address that is not allowed is refused (the bucket
+    # here is a second server on 127.0.0.1); named exactly in ALLOWED_MEDIA_HOSTS, it is fetched.
+    with pytest.raises(MediaFetchError, match=r"127\.0\.0\.1 resolves to 127\.0\.0\.1, a loopback address") as refused:
+        fetcher(label_studio, tmp_path, api_key=mint("refresh")).fetch(CLOUD_URI, task_id=7)
+    assert refused.value.refusal == "loopback" and cloud.auth_seen == []
+    path = fetcher(label_studio, tmp_path, api_key=mint("refresh"), allowed=[host_of(cloud)]).fetch(CLOUD_URI, task_id=7)
     assert path.read_bytes() == CLIP
     assert path.name.endswith("__clip.mp4")
-    assert label_studio.auth_seen == ["Bearer"]
+    assert label_studio.auth_seen == ["Bearer", "Bearer"]
     assert cloud.auth_seen == [None]
 
 
@@ -243,7 +255,7 @@ def test_cloud_uri_needs_a_task_id(label_studio, tmp_path):
 
 
 def test_token_goes_to_label_studio_urls_only(label_studio, cloud, tmp_path):
-    media = fetcher(label_studio, tmp_path)
+    media = fetcher(label_studio, tmp_path, allowed=[host_of(cloud)])
     assert media.fetch(f"{cloud.url}/public/open.mp4").read_bytes() == CLIP[:1000]
     assert cloud.auth_seen == [None]
     assert media.fetch(f"{label_studio.url}/data/upload/1/clip.mp4").read_bytes() == CLIP
@@ -293,21 +305,37 @@ def test_local_files_are_read_in_place_under_the_root(label_studio, tmp_path):
     assert media.fetch("/data/local-files/?d=videos/here.mp4") == root / "videos" / "here.mp4"
     assert media.fetch("/data/local-files/?d=videos/remote.mp4").read_bytes() == CLIP[:700]
     assert label_studio.hits == Counter({"local:videos/remote.mp4": 1})
-    with pytest.raises(MediaFetchError, match="escapes the local files root"):
+    with pytest.raises(MediaFetchError, match="escapes the folder") as error:
         media.fetch("/data/local-files/?d=../secret.txt")
+    assert error.value.refusal == "local_path"
+    (root / "videos" / "out").symlink_to(tmp_path)  # a symlink pointing out of the root
+    with pytest.raises(MediaFetchError, match="escapes the folder"):
+        media.fetch("/data/local-files/?d=videos/out/secret.txt")
 
 
-def test_local_paths_are_used_as_they_are(tmp_path):
-    video = tmp_path / "clip.mp4"
+def test_local_paths_are_read_only_under_the_media_roots(tmp_path):
+    root = tmp_path / "media"
+    (root / "sub").mkdir(parents=True)
+    video = root / "clip.mp4"
     video.write_bytes(b"x")
-    media = MediaFetcher(LabelStudioAccess(), tmp_path / "cache")
+    (tmp_path / "secret.txt").write_text("no")
+    (root / "sub" / "out").symlink_to(tmp_path)
+    media = MediaFetcher(LabelStudioAccess(), tmp_path / "cache", policy=MediaPolicy(media_roots=(root,)))
     assert media.fetch(str(video)) == video
     assert media.fetch(video.as_uri()) == video
     assert not (tmp_path / "cache").exists()
     with pytest.raises(MediaFetchError, match="no such file"):
-        media.fetch(str(tmp_path / "missing.mp4"))
+        media.fetch(str(root / "missing.mp4"))
     with pytest.raises(MediaFetchError, match=r"unsupported URL scheme ftp://"):
         media.fetch("ftp://example.org/clip.mp4")
+    for escape in (str(tmp_path / "secret.txt"), f"{root}/../secret.txt", f"{root}/sub/out/secret.txt",
+                   f"file://{root}/%2E%2E%2Fsecret.txt", f"file://{root}%2F..%2Fsecret.txt", "/etc/passwd"):
+        with pytest.raises(MediaFetchError, match="is outside the media roots") as error:
+            media.fetch(escape)
+        assert error.value.refusal == "local_path", escape
+    strict = MediaFetcher(LabelStudioAccess(), tmp_path / "cache")  # no MEDIA_ROOTS: no local path at all
+    with pytest.raises(MediaFetchError, match=r"outside the media roots: no folder \(MEDIA_ROOTS is not set\)"):
+        strict.fetch(str(video))
 
 
 def test_label_studio_paths_need_its_url(tmp_path):

@@ -101,6 +101,18 @@ def _frame_start_s(frame, stream) -> float:
     return float(frame.pts * frame.time_base)
 
 
+def media_extent(path: str | Path) -> tuple[float, int, int]:
+    """(duration in seconds, width, height of the first video stream; 0 without one), from the
+    container's headers, without decoding."""
+    container = _open(Path(path))
+    try:
+        video = container.streams.video[0] if container.streams.video else None
+        width, height = (int(video.codec_context.width or 0), int(video.codec_context.height or 0)) if video else (0, 0)
+    finally:
+        container.close()
+    return media_duration_s(path), width, height
+
+
 def media_duration_s(path: str | Path) -> float:
     """The container's duration without decoding (0 when the container does not say)."""
     container = _open(Path(path))

@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass, replace
 
 from ..audio import media_duration_s
+from .media_fetch import MediaFetchError
 from ..face_analysis import FaceAnalysisOptions
 from ..faces.detect import DetectorOptions
 from ..models.asr import asr_needs
@@ -238,7 +239,27 @@ class EmpathicBackend:
         if not isinstance(value, str) or not value:
             raise TaskError(f"the task has no {obj.value_key!r} field for the <{obj.type.capitalize()}> "
                             f"named {obj.name!r}")
-        return self.service.fetcher.fetch(value, task_id=task.get("id"))
+        try:
+            path = self.service.fetcher.fetch(value, task_id=task.get("id"))
+        except MediaFetchError as exc:
+            if exc.refusal is not None:
+                self.service.count_refusal(exc.refusal)
+            raise
+        self._check_limits(task, path)
+        return path
+
+    def _check_limits(self, task: dict, path) -> None:
+        """MAX_MEDIA_DURATION_S and MAX_FRAME_PIXELS, from the container's headers, before any work."""
+        settings = self.service.settings
+        duration, width, height = self.service.media_extent(path)
+        if duration > settings.max_media_duration_s:
+            self.service.count_refusal("too_long")
+            raise TaskError(f"task {task.get('id')}: the media lasts {duration:.0f} s, more than "
+                            f"MAX_MEDIA_DURATION_S={settings.max_media_duration_s:g}")
+        if width * height > settings.max_frame_pixels:
+            self.service.count_refusal("frame_too_large")
+            raise TaskError(f"task {task.get('id')}: the video's frames are {width}x{height} = {width * height} "
+                            f"pixels, more than MAX_FRAME_PIXELS={settings.max_frame_pixels}")
 
 
 def _one_line(exc: Exception) -> str:

@@ -25,6 +25,8 @@ from urllib.parse import parse_qs, quote, unquote, urljoin, urlsplit
 import jwt
 import requests
 
+from .media_policy import MediaPolicy, MediaRefused
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_MAX_CACHE_BYTES = 20 * 1024**3
@@ -40,7 +42,12 @@ _CACHE_NAME = re.compile(r"^[0-9a-f]{16}__")
 
 
 class MediaFetchError(RuntimeError):
-    """A media value could not be turned into a local file; the message names the URL and why."""
+    """A media value could not be turned into a local file; the message names the URL and why.
+    ``refusal`` is the reason code where the media policy refused it (see media_policy)."""
+
+    def __init__(self, message: str, refusal: str | None = None) -> None:
+        super().__init__(message)
+        self.refusal = refusal
 
 
 @dataclass(frozen=True)
@@ -118,6 +125,7 @@ class MediaFetcher:
 
     local_files_root: Label Studio's LOCAL_FILES_DOCUMENT_ROOT as mounted on this machine; Local
     Files media found under it are read in place instead of downloaded.
+    policy: where media may come from (media_policy); by default Label Studio only, no local paths.
     """
 
     def __init__(
@@ -127,8 +135,11 @@ class MediaFetcher:
         max_cache_bytes: int = DEFAULT_MAX_CACHE_BYTES,
         local_files_root: Path | None = None,
         timeout_s: float = 30.0,
+        policy: MediaPolicy | None = None,
     ) -> None:
         self.access = access
+        self.policy = policy or MediaPolicy(label_studio_url=access.url)
+        self._session = self.policy.session()
         self.cache_dir = Path(cache_dir)
         self.max_cache_bytes = max_cache_bytes
         self.local_files_root = Path(local_files_root) if local_files_root is not None else None
@@ -141,6 +152,12 @@ class MediaFetcher:
     def fetch(self, value: str, task_id: int | None = None) -> Path:
         """The local file for a task's media value; task_id is needed for cloud storage URIs."""
         value = value.strip()
+        try:
+            return self._fetch(value, task_id)
+        except MediaRefused as refused:
+            raise MediaFetchError(f"cannot fetch {value}: {refused}", refusal=refused.reason) from None
+
+    def _fetch(self, value: str, task_id: int | None) -> Path:
         served = self._label_studio_media(value)
         if served is not None:
             kind, key = served
@@ -154,8 +171,24 @@ class MediaFetcher:
         if lowered.startswith(CLOUD_SCHEMES):
             return self._cached(self._presigned_remote(value, task_id))
         if lowered.startswith(("http://", "https://")):
+            self.policy.check_url(value)
             return self._cached(_Remote(value, (value,), value, _basename(urlsplit(value).path)))
-        return _local_path(value)
+        return self._local_path(value)
+
+    def _local_path(self, value: str) -> Path:
+        if value.lower().startswith("file://"):
+            path = unquote(urlsplit(value).path)
+        elif "://" in value:
+            raise MediaFetchError(f"cannot fetch {value}: unsupported URL scheme {value.split('://', 1)[0]}://",
+                                  refusal="scheme")
+        elif os.path.isabs(value):
+            path = value
+        else:
+            raise MediaFetchError(f"cannot fetch {value}: not an absolute path, a URL or Label Studio media")
+        try:
+            return self.policy.local_file(path)
+        except FileNotFoundError:
+            raise MediaFetchError(f"cannot fetch {value}: no such file") from None
 
     # Resolving values
 
@@ -179,12 +212,9 @@ class MediaFetcher:
     def _local_files_path(self, value: str, relative: str) -> Path | None:
         if self.local_files_root is None:
             return None
-        root = os.path.abspath(self.local_files_root)
-        # Checked lexically, as Label Studio's own view does, so a symlinked folder under the root works.
-        path = os.path.abspath(os.path.join(root, posixpath.normpath(relative).lstrip("/")))
-        if os.path.commonpath([root, path]) != root:
-            raise MediaFetchError(f"cannot fetch {value}: the path escapes the local files root {root}")
-        return Path(path) if os.path.isfile(path) else None
+        # Judged on the real path: neither .. nor a symlink pointing out of the root escapes it.
+        path = self.policy.under_root(self.local_files_root, relative)
+        return path if path.is_file() else None
 
     def _local_files_remote(self, value: str, relative: str) -> _Remote:
         base = self._require_url(value)
@@ -257,13 +287,20 @@ class MediaFetcher:
 
     def _stream(self, url: str, dest: Path) -> None:
         with self._open(url) as response:
+            what = f"the download of {dest.name.split('__', 1)[-1]}"
+            length = response.headers.get("Content-Length", "")
+            if length.isdigit():
+                self.policy.check_size(int(length), what)
             dest.parent.mkdir(parents=True, exist_ok=True)
             # A hidden part file in the same folder: readers never see a partial file, and the
             # rename is atomic because it stays on one file system.
             fd, part = tempfile.mkstemp(dir=dest.parent, prefix=".", suffix=".part")
             try:
+                written = 0
                 with os.fdopen(fd, "wb") as out:
                     for chunk in response.iter_content(CHUNK_BYTES):
+                        written += len(chunk)
+                        self.policy.check_size(written, what)  # a missing or lying Content-Length
                         out.write(chunk)
                 os.replace(part, dest)
             except BaseException:
@@ -274,16 +311,19 @@ class MediaFetcher:
 
     def _open(self, url: str) -> requests.Response:
         # Redirects are followed by hand: the token goes to Label Studio only, never to the
-        # presigned cloud URL it redirects to.
+        # presigned cloud URL it redirects to, and each hop is checked against the media policy.
+        from_label_studio = False
         for _ in range(MAX_REDIRECTS + 1):
+            self.policy.check_url(url, from_label_studio=from_label_studio)
             at_label_studio = self._is_label_studio(url)
             headers = self.tokens.headers() if at_label_studio else {}
-            response = requests.get(
+            response = self._session.get(
                 url, headers=headers, stream=True, allow_redirects=False, timeout=self.timeout_s
             )
             if response.is_redirect:
                 response.close()
                 url = urljoin(url, response.headers["Location"])
+                from_label_studio = at_label_studio
                 continue
             if not response.ok:
                 response.close()
@@ -332,20 +372,6 @@ class _StatusFailure(Exception):
         super().__init__(reason)
         self.status = status
         self.reason = reason
-
-
-def _local_path(value: str) -> Path:
-    if value.lower().startswith("file://"):
-        path = Path(unquote(urlsplit(value).path))
-    elif "://" in value:
-        raise MediaFetchError(f"cannot fetch {value}: unsupported URL scheme {value.split('://', 1)[0]}://")
-    elif os.path.isabs(value):
-        path = Path(value)
-    else:
-        raise MediaFetchError(f"cannot fetch {value}: not an absolute path, a URL or Label Studio media")
-    if not path.is_file():
-        raise MediaFetchError(f"cannot fetch {value}: no such file")
-    return path
 
 
 def _token_kind(key: str | None) -> str:

@@ -145,6 +145,10 @@ def prometheus_text(service: AnalysisService) -> str:
            "rate a Video tag reads)", counters.get("task_fields_written", 0))
     metric("task_field_write_failures_total", "counter", "task fields that could not be written",
            counters.get("task_field_write_failures", 0))
+    refusals = sorted((k.split(":", 1)[1], v) for k, v in counters.items() if k.startswith("media_refused:"))
+    lines.extend(["# HELP empathic_media_refused_total media values refused by the media rules, by reason",
+                  "# TYPE empathic_media_refused_total counter"])
+    lines.extend(f'empathic_media_refused_total{{reason="{reason}"}} {count:g}' for reason, count in refusals)
     if service.jobs_started:
         jobs = service.jobs
         metric("queue_length", "gauge", "jobs waiting for a worker", jobs.queued())

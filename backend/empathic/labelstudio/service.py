@@ -14,7 +14,7 @@ from collections import Counter
 from pathlib import Path
 
 from .. import __version__
-from ..audio import decode_audio
+from ..audio import decode_audio, media_extent
 from ..face_analysis import FaceAnalysisOptions, analyze_faces
 from ..hub import MissingWeightsError, WeightSources, resolve_needs
 from ..models.asr import asr_needs
@@ -46,7 +46,7 @@ class AnalysisService:
         self.fetcher = fetcher or MediaFetcher(
             LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key),
             Path(settings.media_cache_dir), max_cache_bytes=int(settings.media_cache_gb * GiB),
-            local_files_root=settings.local_files_root)
+            local_files_root=settings.local_files_root, policy=settings.media_policy())
         self.sources = WeightSources(weights_root=settings.weights_dir)
         self._runtime: Runtime | None = None
         self._models: dict[tuple, object] = {}
@@ -66,6 +66,21 @@ class AnalysisService:
     def count(self, name: str, amount: float = 1) -> None:
         with self._counter_lock:
             self.counters[name] += amount
+
+    def count_refusal(self, reason: str) -> None:
+        self.count(f"media_refused:{reason}")
+
+    def media_extent(self, path: Path) -> tuple[float, int, int]:
+        """(duration, width, height) from the headers, remembered per file version like the digest."""
+        stat = Path(path).stat()
+        version = ("extent", str(path), stat.st_size, stat.st_mtime_ns)
+        with self._counter_lock:
+            known = self._digests.get(version)
+        if known is None:
+            known = media_extent(path)
+            with self._counter_lock:
+                self._digests[version] = known
+        return known
 
     def warn_once(self, key: str, message: str, *args) -> None:
         """A warning logged once per process (a missing optional model would otherwise flood the log)."""

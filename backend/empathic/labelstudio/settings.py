@@ -45,6 +45,11 @@ ENVIRONMENT = {
     "language": "ASR_LANGUAGE",
     "write_frame_rate": "WRITE_FRAME_RATE",
     "persons": "PERSONS",
+    "allowed_media_hosts": "ALLOWED_MEDIA_HOSTS",
+    "media_roots": "MEDIA_ROOTS",
+    "max_media_gb": "MAX_MEDIA_GB",
+    "max_media_duration_s": "MAX_MEDIA_DURATION_S",
+    "max_frame_pixels": "MAX_FRAME_PIXELS",
     "fusion_grid_s": "FUSION_GRID_S",
     "face_weight": "FACE_WEIGHT",
     "voice_weight": "VOICE_WEIGHT",
@@ -98,6 +103,13 @@ class BackendSettings(BaseModel):
     # segments are linked to the face speaking them and emotions fused per person; off: never.
     persons: str = Field(default="auto", pattern="^(auto|off)$")
     fusion_grid_s: float = Field(default=1.0, gt=0)
+    # Where media may come from and how large it may be (see media_policy and the README's security
+    # section): plain URLs only to Label Studio and these hosts, local paths only under these folders.
+    allowed_media_hosts: str = ""  # comma-separated host, host:port or *.example.org
+    media_roots: str = ""  # comma-separated folders; LOCAL_FILES_DOCUMENT_ROOT counts as one
+    max_media_gb: float = Field(default=10.0, gt=0)
+    max_media_duration_s: float = Field(default=4 * 3600.0, gt=0)
+    max_frame_pixels: int = Field(default=7680 * 4320, gt=0)  # 8K
     face_weight: float = Field(default=1.0, ge=0)
     voice_weight: float = Field(default=1.0, ge=0)
 
@@ -107,6 +119,16 @@ class BackendSettings(BaseModel):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    def media_policy(self):
+        from .media_policy import MediaPolicy
+
+        roots = [Path(r.strip()) for r in self.media_roots.split(",") if r.strip()]
+        if self.local_files_root is not None:
+            roots.append(self.local_files_root)
+        return MediaPolicy(label_studio_url=self.label_studio_url,
+                           allowed_hosts=tuple(h for h in self.allowed_media_hosts.split(",") if h.strip()),
+                           media_roots=tuple(roots), max_download_bytes=int(self.max_media_gb * 1e9))
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> "BackendSettings":
