@@ -15,6 +15,7 @@ import logging
 import time
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from .backend import EmpathicBackend
 from .config import ConfigError
@@ -25,9 +26,47 @@ log = logging.getLogger(__name__)
 TRAIN_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "START_TRAINING")
 
 
+class BadRequest(ValueError):
+    """A request body the protocol cannot take; answered 400 with this one-line reason."""
+
+
 def _project_id(value) -> str:
     # Label Studio sends "<id>.<created timestamp>"
+    if value is not None and not isinstance(value, (str, int)) or isinstance(value, bool):
+        raise BadRequest(f"'project' must be a string or a number, got {_type_name(value)}")
     return str(value).split(".", 1)[0] if value is not None else ""
+
+
+def _type_name(value) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
+        type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _body(route: str) -> dict:
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        what = "no JSON" if body is None else _type_name(body)
+        raise BadRequest(f"{route} takes a JSON object, got {what}")
+    return body
+
+
+def _field(body: dict, name: str, kinds: tuple, required: bool = False):
+    value = body.get(name)
+    if value is None:
+        if required:
+            raise BadRequest(f"'{name}' is missing")
+        return None
+    if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
+        raise BadRequest(f"'{name}' must be {' or '.join(_type_name(k()) for k in kinds)}, got {_type_name(value)}")
+    return value
+
+
+def _tasks(body: dict) -> list[dict]:
+    tasks = _field(body, "tasks", (list,)) or []
+    for index, task in enumerate(tasks):
+        if not isinstance(task, dict):
+            raise BadRequest(f"task {index} of 'tasks' must be an object, got {_type_name(task)}")
+    return tasks
 
 
 def create_app(service: AnalysisService) -> Flask:
@@ -45,6 +84,18 @@ def create_app(service: AnalysisService) -> Flask:
             return Response("authentication required", 401, {"WWW-Authenticate": 'Basic realm="empathic"'})
         return None
 
+    @app.errorhandler(BadRequest)
+    def bad_request(error: BadRequest):
+        return jsonify(status="error", error=str(error)), 400
+
+    @app.errorhandler(Exception)
+    def unexpected(error: Exception):
+        if isinstance(error, HTTPException):  # 404, 405 and the like, as Flask answers them
+            return error
+        log.exception("%s %s failed", request.method, request.path)
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        return jsonify(status="error", error=f"{type(error).__name__}: {first}".rstrip(": ")), 500
+
     @app.get("/")
     @app.get("/health")
     def health():
@@ -52,10 +103,11 @@ def create_app(service: AnalysisService) -> Flask:
 
     @app.post("/setup")
     def setup():
-        body = request.get_json(silent=True) or {}
+        body = _body("/setup")
         project = _project_id(body.get("project"))
+        schema = _field(body, "schema", (str,), required=True)
         try:
-            EmpathicBackend(project, body.get("schema"), service=service)
+            EmpathicBackend(project, schema, service=service)
         except ConfigError as exc:
             return jsonify(status="error", error=str(exc)), 400
         if body.get("extra_params") is not None:
@@ -66,16 +118,20 @@ def create_app(service: AnalysisService) -> Flask:
 
     @app.post("/predict")
     def predict():
-        body = request.get_json(silent=True) or {}
-        tasks = body.get("tasks") or []
-        params = dict(body.get("params") or {})
+        body = _body("/predict")
+        tasks = _tasks(body)
+        label_config = _field(body, "label_config", (str,), required=True)
+        params = dict(_field(body, "params", (dict,)) or {})
         context = params.pop("context", None) or None
+        # Label Studio sends login and password here; names the model's own arguments take are dropped.
+        params = {k: v for k, v in params.items() if k.isidentifier() and k not in ("tasks", "context", "defer")}
+        project = _project_id(body.get("project"))
         started = time.perf_counter()
         try:
-            backend = EmpathicBackend(_project_id(body.get("project")), body.get("label_config"), service=service)
+            backend = EmpathicBackend(project, label_config, service=service)
             results = backend.predict(tasks, context=context, defer=True, **params)
         except ConfigError as exc:
-            log.error("project %s: %s", _project_id(body.get("project")), exc)
+            log.error("project %s: %s", project or "?", exc)
             return jsonify(status="error", error=str(exc)), 400
         service.count("predict_requests")
         service.count("predict_seconds", time.perf_counter() - started)
@@ -83,12 +139,12 @@ def create_app(service: AnalysisService) -> Flask:
 
     @app.post("/webhook")
     def webhook():
-        body = request.get_json(silent=True) or {}
-        action = body.get("action")
+        body = _body("/webhook")
+        action = _field(body, "action", (str,))
         if action not in TRAIN_EVENTS:
             return jsonify(status="Unknown event"), 200
-        project = body.get("project") or {}
-        backend = EmpathicBackend(str(project.get("id", "")), None, service=service)
+        project = _field(body, "project", (dict,)) or {}
+        backend = EmpathicBackend(_project_id(project.get("id")), None, service=service)
         return jsonify(status="ok", result=backend.fit(action, body)), 201
 
     @app.get("/jobs")
