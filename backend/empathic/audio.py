@@ -110,6 +110,10 @@ def media_extent(path: str | Path) -> tuple[float, int, int]:
         width, height = (int(video.codec_context.width or 0), int(video.codec_context.height or 0)) if video else (0, 0)
     finally:
         container.close()
+    if video is not None and not (width and height):  # a picture: its header says its size
+        from .media import image_size
+
+        width, height = image_size(path)
     return media_duration_s(path), width, height
 
 

@@ -166,10 +166,35 @@ def _read_image(path: Path) -> np.ndarray:
 
     if not path.exists():
         raise MediaError(f"{path}: no such file")
-    bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies the EXIF orientation
+    try:
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)  # applies the EXIF orientation
+    except cv2.error:  # OpenCV refuses pictures over its pixel limit (a header claiming a huge size)
+        width, height = image_size(path)
+        raise MediaError(f"{path}: a {width}x{height} picture is too large to read") from None
     if bgr is None:
         raise MediaError(f"{path}: not a readable image")
     return cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+
+
+def image_size(path: str | Path) -> tuple[int, int]:
+    """A picture's width and height from its header, without decoding it and without Pillow's
+    decompression-bomb refusal (the caller compares the size with its own limit); (0, 0) when no
+    format reads it."""
+    from PIL import Image
+
+    Image.init()
+    with open(path, "rb") as stream:
+        prefix = stream.read(16)
+        for name in Image.ID:
+            factory, accept = Image.OPEN[name]
+            if accept is not None and not accept(prefix):
+                continue
+            stream.seek(0)
+            try:
+                return tuple(factory(stream, str(path)).size)
+            except Exception:  # not this format: try the next one, as Image.open does
+                continue
+    return 0, 0
 
 
 def probe(path: str | Path) -> tuple[VideoInfo, FrameTimeline]:

@@ -46,7 +46,8 @@ class AnalysisService:
         self.fetcher = fetcher or MediaFetcher(
             LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key),
             Path(settings.media_cache_dir), max_cache_bytes=int(settings.media_cache_gb * GiB),
-            local_files_root=settings.local_files_root, policy=settings.media_policy())
+            local_files_root=settings.local_files_root, timeout_s=settings.media_timeout_s,
+            policy=settings.media_policy())
         self.sources = WeightSources(weights_root=settings.weights_dir)
         self._runtime: Runtime | None = None
         self._models: dict[tuple, object] = {}

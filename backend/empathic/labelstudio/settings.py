@@ -50,6 +50,7 @@ ENVIRONMENT = {
     "max_media_gb": "MAX_MEDIA_GB",
     "max_media_duration_s": "MAX_MEDIA_DURATION_S",
     "max_frame_pixels": "MAX_FRAME_PIXELS",
+    "media_timeout_s": "MEDIA_TIMEOUT_S",
     "fusion_grid_s": "FUSION_GRID_S",
     "face_weight": "FACE_WEIGHT",
     "voice_weight": "VOICE_WEIGHT",
@@ -110,6 +111,7 @@ class BackendSettings(BaseModel):
     max_media_gb: float = Field(default=10.0, gt=0)
     max_media_duration_s: float = Field(default=4 * 3600.0, gt=0)
     max_frame_pixels: int = Field(default=7680 * 4320, gt=0)  # 8K
+    media_timeout_s: float = Field(default=30.0, gt=0)  # a media server silent this long fails the task
     face_weight: float = Field(default=1.0, ge=0)
     voice_weight: float = Field(default=1.0, ge=0)
 
