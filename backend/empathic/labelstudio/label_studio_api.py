@@ -17,7 +17,16 @@ TIMEOUT_S = 60.0
 
 
 class LabelStudioApiError(RuntimeError):
-    """Label Studio refused or failed an API call."""
+    """Label Studio refused or failed an API call; ``status`` is its HTTP status (None: no answer)."""
+
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def passing(self) -> bool:
+        """Whether trying again later can help: no answer, overload or a server error (not a 4xx)."""
+        return self.status is None or self.status == 429 or self.status >= 500
 
 
 class LabelStudioApi:
@@ -37,7 +46,8 @@ class LabelStudioApi:
             raise LabelStudioApiError(f"{method} {url}: {type(exc).__name__}: {exc}") from None
         if not response.ok:
             hint = " (check the API key)" if response.status_code in (401, 403) else ""
-            raise LabelStudioApiError(f"{method} {url}: HTTP {response.status_code} {response.reason}{hint}")
+            raise LabelStudioApiError(f"{method} {url}: HTTP {response.status_code} {response.reason}{hint}",
+                                      status=response.status_code)
         return response.json() if response.content else None
 
     def project(self, project_id: int) -> dict:

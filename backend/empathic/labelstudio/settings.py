@@ -51,6 +51,7 @@ ENVIRONMENT = {
     "max_media_duration_s": "MAX_MEDIA_DURATION_S",
     "max_frame_pixels": "MAX_FRAME_PIXELS",
     "media_timeout_s": "MEDIA_TIMEOUT_S",
+    "delivery_timeout_s": "DELIVERY_TIMEOUT_S",
     "fusion_grid_s": "FUSION_GRID_S",
     "face_weight": "FACE_WEIGHT",
     "voice_weight": "VOICE_WEIGHT",
@@ -112,6 +113,9 @@ class BackendSettings(BaseModel):
     max_media_duration_s: float = Field(default=4 * 3600.0, gt=0)
     max_frame_pixels: int = Field(default=7680 * 4320, gt=0)  # 8K
     media_timeout_s: float = Field(default=30.0, gt=0)  # a media server silent this long fails the task
+    # How long a worker keeps trying to post a finished prediction while Label Studio is down or
+    # failing, before the job fails (and RQ's retries run it again, from the cache).
+    delivery_timeout_s: float = Field(default=600.0, ge=0)
     face_weight: float = Field(default=1.0, ge=0)
     voice_weight: float = Field(default=1.0, ge=0)
 
