@@ -510,7 +510,6 @@ def _serve(args) -> int:
 
 def _worker(args) -> int:
     from .labelstudio.backend import default_service
-    from .labelstudio.jobs import make_worker
 
     service = default_service()
     if not service.settings.redis_url:
@@ -519,9 +518,39 @@ def _worker(args) -> int:
         service.check_models()
     else:
         service.preload()
-    make_worker(service.settings).work(burst=args.burst, logging_level=logging.getLevelName(
-        logging.getLogger().getEffectiveLevel()) if args.debug else "INFO")
+    _work_through_outages(service.settings, args)
     return 0
+
+
+def _work_through_outages(settings, args) -> None:
+    """Run the RQ worker; when Redis goes away (RQ's worker then quits), start it again once Redis
+    answers, so that a Redis restart needs no worker restart. The models stay loaded throughout."""
+    import time
+
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    from .labelstudio.jobs import make_worker
+
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()) if args.debug else "INFO"
+    wait = 1.0
+    while True:
+        worker = make_worker(settings)
+        started = time.monotonic()
+        try:
+            worker.work(burst=args.burst, logging_level=level)
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("Redis unreachable (%s); the worker tries again in %g s", exc, wait)
+        else:
+            # RQ notes a SIGTERM or Ctrl-C in _shutdown_requested_date (a job in hand: _stop_requested)
+            if args.burst or getattr(worker, "_shutdown_requested_date", None) or getattr(worker, "_stop_requested",
+                                                                                        False):
+                return
+            log.warning("the worker stopped without being asked to (Redis unreachable?); it starts again in %g s",
+                        wait)
+        wait = 1.0 if time.monotonic() - started > 60 else wait  # a new outage starts with short waits
+        time.sleep(wait)
+        wait = min(2 * wait, 30.0)
 
 
 def _prelabel(args) -> int:

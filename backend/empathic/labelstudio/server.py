@@ -10,6 +10,7 @@ when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.
 from __future__ import annotations
 
 import hmac
+from contextlib import contextmanager
 import json
 import logging
 import time
@@ -18,12 +19,28 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .backend import EmpathicBackend
+from .cache import redact_url
 from .config import ConfigError
 from .service import AnalysisService
 
 log = logging.getLogger(__name__)
 
 TRAIN_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED", "START_TRAINING")
+
+
+class QueueUnreachable(RuntimeError):
+    """The job queue (Redis) does not answer; answered 503."""
+
+
+@contextmanager
+def _queue_errors(settings):
+    try:
+        yield
+    except Exception as exc:
+        if exc.__class__.__module__.startswith(("redis", "rq")) or isinstance(exc, OSError):
+            raise QueueUnreachable(f"the job queue at {redact_url(settings.redis_url or '')} does not answer: "
+                                   f"{type(exc).__name__}") from None
+        raise
 
 
 class BadRequest(ValueError):
@@ -147,14 +164,20 @@ def create_app(service: AnalysisService) -> Flask:
         backend = EmpathicBackend(_project_id(project.get("id")), None, service=service)
         return jsonify(status="ok", result=backend.fit(action, body)), 201
 
+    @app.errorhandler(QueueUnreachable)
+    def queue_unreachable(error: QueueUnreachable):
+        return jsonify(status="error", error=str(error)), 503
+
     @app.get("/jobs")
     def jobs():
         project = request.args.get("project")
-        return jsonify(jobs=[info.to_dict() for info in service.jobs.list(project)])
+        with _queue_errors(settings):
+            return jsonify(jobs=[info.to_dict() for info in service.jobs.list(project)])
 
     @app.get("/jobs/<job_id>")
     def job(job_id: str):
-        info = service.jobs.get(job_id)
+        with _queue_errors(settings):
+            info = service.jobs.get(job_id)
         if info is None:
             return jsonify(status="error", error=f"no job {job_id}"), 404
         return jsonify(info.to_dict())
@@ -207,9 +230,16 @@ def prometheus_text(service: AnalysisService) -> str:
     lines.extend(f'empathic_media_refused_total{{reason="{reason}"}} {count:g}' for reason, count in refusals)
     if service.jobs_started:
         jobs = service.jobs
-        metric("queue_length", "gauge", "jobs waiting for a worker", jobs.queued())
-        lines.extend(["# HELP empathic_jobs jobs by state", "# TYPE empathic_jobs gauge"])
-        lines.extend(f'empathic_jobs{{state="{state}"}} {count}' for state, count in jobs.counts().items())
+        try:
+            queued, counts = jobs.queued(), jobs.counts()
+        except Exception as exc:  # Redis down: the metrics still answer, and say so
+            log.warning("job queue unreachable for /metrics: %s", exc)
+            metric("queue_reachable", "gauge", "whether the job queue (Redis) answered", 0)
+        else:
+            metric("queue_reachable", "gauge", "whether the job queue (Redis) answered", 1)
+            metric("queue_length", "gauge", "jobs waiting for a worker", queued)
+            lines.extend(["# HELP empathic_jobs jobs by state", "# TYPE empathic_jobs gauge"])
+            lines.extend(f'empathic_jobs{{state="{state}"}} {count}' for state, count in counts.items())
     if cache.get("entries") is not None:
         metric("cache_entries", "gauge", "analyses held by the in-process cache", cache["entries"])
     return "\n".join(lines) + "\n"
