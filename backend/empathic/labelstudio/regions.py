@@ -150,49 +150,47 @@ def per_region_choices(control: ControlPlan, region_id: str, items, geometry: di
             "value": {**(geometry or {}), "choices": [label for label, _ in chosen]}}
 
 
-def timeline_labels(face: FaceAnalysis, control: ControlPlan, clock: FrameClock) -> list[dict]:
-    """Per face track and label: the stretches where the label's score stays on (hysteresis,
-    minimum duration), as 1-based inclusive integer frame ranges, one range per region."""
+def _timeline_regions(control: ControlPlan, clock: FrameClock, id_prefix: str, extents: np.ndarray,
+                      shares: list[dict[str, float]], meta: dict | None = None) -> list[dict]:
+    """Per label: the stretches where the label's score over ``shares`` (one per row of ``extents``)
+    stays on (hysteresis, minimum duration), as 1-based inclusive integer frame ranges, one range
+    per region."""
     smoothing = SmoothingOptions(on_threshold=control.settings.threshold)
+    per_label = [dict(control.mapping.scores(row)) for row in shares]
+    regions = []
+    for target in control.mapping.targets:
+        scores = np.array([row[target.label] for row in per_label])
+        for n, segment in enumerate(smooth(extents, scores, smoothing)):
+            start = clock.frame_at(segment.start_s)
+            end = max(start, clock.last_frame_before(segment.end_s))
+            regions.append({
+                "id": f"{id_prefix}-{target.label}-{n + 1}".replace(" ", "_"),
+                "from_name": control.name, "to_name": control.to_name, "type": "timelinelabels",
+                "origin": "prediction", "score": round(segment.mean_score, 6), **({"meta": meta} if meta else {}),
+                "value": {"ranges": [{"start": start, "end": end}], "timelinelabels": [target.label]}})
+    return regions
+
+
+def timeline_labels(face: FaceAnalysis, control: ControlPlan, clock: FrameClock) -> list[dict]:
+    """Per face track: ``_timeline_regions`` over its samples."""
     regions = []
     for track_id, observations in tracks_of(face).items():
-        extents = track_extents(face, observations)
-        per_label = [control.mapping.scores(_shares(o)) for o in observations]
-        for target in control.mapping.targets:
-            scores = np.array([dict(row)[target.label] for row in per_label])
-            for n, segment in enumerate(smooth(extents, scores, smoothing)):
-                start = clock.frame_at(segment.start_s)
-                end = max(start, clock.last_frame_before(segment.end_s))
-                regions.append({
-                    "id": f"{track_region_id(track_id)}-{target.label}-{n + 1}".replace(" ", "_"),
-                    "from_name": control.name, "to_name": control.to_name, "type": "timelinelabels",
-                    "origin": "prediction", "score": round(segment.mean_score, 6),
-                    "value": {"ranges": [{"start": start, "end": end}], "timelinelabels": [target.label]}})
+        regions += _timeline_regions(control, clock, track_region_id(track_id), track_extents(face, observations),
+                                     [_shares(o) for o in observations])
     return regions
 
 
 def fused_timeline_labels(persons, control: ControlPlan, clock: FrameClock) -> list[dict]:
-    """Per person and label: where the label's score over the fused face and voice shares stays on
-    (the fusion grid's cells, with the same hysteresis as the face timeline)."""
-    smoothing = SmoothingOptions(on_threshold=control.settings.threshold)
+    """Per person: ``_timeline_regions`` over the fusion grid's cells, from the fused face and voice
+    shares; each region names its person."""
     regions = []
     for person in persons.persons:
         cells = [c for c in persons.timeline if c.person_id == person.person_id]
-        if not cells:
-            continue
-        extents = np.array([[c.start_s, c.end_s] for c in cells])
-        per_label = [dict(control.mapping.scores(dict(zip(EMOTION_IDS, c.fused.tolist())))) for c in cells]
-        for target in control.mapping.targets:
-            scores = np.array([row[target.label] for row in per_label])
-            for n, segment in enumerate(smooth(extents, scores, smoothing)):
-                start = clock.frame_at(segment.start_s)
-                end = max(start, clock.last_frame_before(segment.end_s))
-                regions.append({
-                    "id": f"{person.person_id}-{target.label}-{n + 1}".replace(" ", "_"),
-                    "from_name": control.name, "to_name": control.to_name, "type": "timelinelabels",
-                    "origin": "prediction", "score": round(segment.mean_score, 6),
-                    "meta": {"text": [person_label(person)]},
-                    "value": {"ranges": [{"start": start, "end": end}], "timelinelabels": [target.label]}})
+        if cells:
+            regions += _timeline_regions(control, clock, person.person_id,
+                                         np.array([[c.start_s, c.end_s] for c in cells]),
+                                         [dict(zip(EMOTION_IDS, c.fused.tolist())) for c in cells],
+                                         meta={"text": [person_label(person)]})
     return regions
 
 
