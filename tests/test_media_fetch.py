@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import re
 import socket
 import threading
@@ -362,3 +363,47 @@ def test_concurrent_fetches_of_one_url_download_once(label_studio, tmp_path):
     assert len(paths) == 4 and len(set(paths)) == 1
     assert paths[0].read_bytes() == CLIP
     assert label_studio.hits["upload/1/clip.mp4"] == 1
+
+
+FULL_DISK_SCRIPT = """
+import json, os, resource, signal, sys
+from pathlib import Path
+from empathic.labelstudio.media_fetch import LabelStudioAccess, MediaFetcher, MediaFetchError
+from empathic.labelstudio.media_policy import MediaPolicy
+url, token, cache = sys.argv[1], sys.argv[2], Path(sys.argv[3])
+# The file system refuses writes past 50 kB from here on: a full disk, as far as the fetcher can tell
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+resource.setrlimit(resource.RLIMIT_FSIZE, (50_000, 50_000))
+media = MediaFetcher(LabelStudioAccess(url, token), cache, policy=MediaPolicy(label_studio_url=url))
+answers = {}
+try:
+    media.fetch("upload/1/clip.mp4")
+except MediaFetchError as error:
+    answers["big"] = str(error)
+answers["small"] = media.fetch("upload/1/a.mp4").stat().st_size
+answers["left"] = sorted(p.name for p in cache.iterdir())
+print(json.dumps(answers))
+"""
+
+
+def test_a_full_disk_fails_that_task_trims_the_cache_and_spares_the_others(label_studio, tmp_path):
+    import subprocess
+    import sys
+
+    cache = tmp_path / "cache"
+    cache.mkdir()
+    for age, name in enumerate(("0000000000000001__old1.mp4", "0000000000000002__old2.mp4",
+                                "0000000000000003__old3.mp4", "0000000000000004__new.mp4")):
+        (cache / name).write_bytes(b"x" * 100)
+        os.utime(cache / name, ns=(age * 10**9, age * 10**9))
+    result = subprocess.run([sys.executable, "-c", FULL_DISK_SCRIPT, label_studio.url, LEGACY, str(cache)],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    answers = json.loads(result.stdout)
+    assert "upload/1/clip.mp4" in answers["big"] and "is full (File too large)" in answers["big"]
+    assert "2 least recently used file(s) removed" in answers["big"] and "\n" not in answers["big"]
+    assert answers["small"] == 1000  # the next task's media still fits
+    left = answers["left"]
+    assert "0000000000000003__old3.mp4" in left and "0000000000000004__new.mp4" in left
+    assert not any(name.startswith(("0000000000000001", "0000000000000002")) for name in left)
+    assert not any(name.endswith(".part") for name in left)  # the partial download is gone

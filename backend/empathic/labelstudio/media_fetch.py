@@ -9,6 +9,7 @@ videos need a streamed download into a cache of bounded size, so this module rep
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import logging
 import os
@@ -280,6 +281,12 @@ class MediaFetcher:
                 reason = _describe(exc, self.timeout_s)
                 raise MediaFetchError(f"cannot fetch {remote.label}: {reason}") from exc
             except OSError as exc:
+                if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
+                    freed = self._make_room(keep=dest)
+                    raise MediaFetchError(
+                        f"cannot fetch {remote.label}: the media cache at {self.cache_dir} is full ({exc.strerror}); "
+                        f"{freed} least recently used file(s) removed, the task is tried again on the next "
+                        f"retrieve") from None
                 raise MediaFetchError(f"cannot fetch {remote.label}: writing {dest} failed: {exc}") from exc
         # "Unauthorized" from one route says more than "Not Found" from the other.
         worst = next((f for f in failures if f.status in (401, 403)), failures[-1])
@@ -334,6 +341,19 @@ class MediaFetcher:
 
     def _is_label_studio(self, url: str) -> bool:
         return self.access.url is not None and _origin(url) == _origin(self.access.url)
+
+    def _make_room(self, keep: Path) -> int:
+        """The disk under the cache is full: evict the older half of the cached files (by last
+        use), so that other tasks' media fit again. How many were removed."""
+        with self._trim_lock:
+            entries = sorted((e.stat(follow_symlinks=False).st_mtime_ns, e.path) for e in os.scandir(self.cache_dir)
+                             if e.is_file(follow_symlinks=False) and _CACHE_NAME.match(e.name) and e.path != str(keep))
+            doomed = entries[: (len(entries) + 1) // 2]
+            for _, path in doomed:
+                _unlink(path)
+            logger.warning("media cache at %s full: removed %d least recently used file(s)", self.cache_dir,
+                           len(doomed))
+            return len(doomed)
 
     def _trim(self, keep: Path) -> None:
         with self._trim_lock:
