@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
 import requests
 
 from empathic.audio import decode_audio
@@ -105,3 +106,56 @@ def test_eight_concurrent_requests_each_get_exactly_one_prediction(tmp_path, voi
         server.wait(timeout=60)
         log.close()
         label_studio.close()
+
+
+def test_sigterm_mid_request_lets_the_request_finish(tmp_path, hub_cache):
+    """gunicorn's graceful stop: the request in hand is answered in full, then the server exits."""
+    import threading
+
+    from media_factory import moving_face_video
+
+    media = tmp_path / "media"
+    media.mkdir()
+    clip, _ = moving_face_video(media / "long.mp4", seconds=12.0, fps=25, faces=2)
+    port = free_port()
+    env = {**os.environ, "MEDIA_ROOTS": str(media), "DEVICE": "cpu", "MODEL_VERSION": "term", "FACE_PPS": "4",
+           "INLINE_BUDGET_S": "90", "INLINE_RATE": "0.01", "MEDIA_CACHE_DIR": str(tmp_path / "cache")}
+    env.pop("REDIS_URL", None)
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("empathic")), "serve", "--port", str(port)],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    answer = {}
+    try:
+        deadline = time.time() + 60
+        while True:
+            try:
+                requests.get(f"{url}/health", timeout=2).raise_for_status()
+                break
+            except requests.RequestException:
+                assert server.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()
+                time.sleep(0.3)
+        config = (Path(__file__).resolve().parents[1] / "labeling_configs" / "basic_emotions.xml").read_text()
+
+        def predict():
+            answer["response"] = requests.post(f"{url}/predict", timeout=120, json={
+                "tasks": [{"id": 1, "data": {"video": str(clip), "fps": 25}}], "label_config": config})
+
+        client = threading.Thread(target=predict)
+        started = time.monotonic()
+        client.start()
+        time.sleep(2.0)  # the analysis is running
+        assert client.is_alive(), "the request ended before the stop: make the clip longer"
+        os.killpg(server.pid, signal.SIGTERM)
+        client.join(timeout=120)
+        response = answer["response"]
+        assert response.status_code == 200
+        (prediction,) = response.json()["results"]
+        assert [r for r in prediction["result"] if r["type"] == "videorectangle"]  # the whole prediction
+        assert server.wait(timeout=60) == 0 and time.monotonic() - started > 2.0
+        with pytest.raises(requests.ConnectionError):
+            requests.get(f"{url}/health", timeout=2)
+    finally:
+        if server.poll() is None:
+            os.killpg(server.pid, signal.SIGKILL)
+        log.close()
