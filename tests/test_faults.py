@@ -49,7 +49,11 @@ def stack(tmp_path, voice_hub_cache, two_voices):
              "service": AnalysisService(settings), "worker": worker, "log": tmp_path / "worker.log"}
     yield state
     os.killpg(worker.pid, signal.SIGTERM)
-    worker.wait(timeout=60)
+    try:
+        worker.wait(timeout=60)
+    except subprocess.TimeoutExpired:  # never leave a worker behind, even when the test failed
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
     log.close()
     stop_redis_server(state["redis"])
     label_studio.close()
