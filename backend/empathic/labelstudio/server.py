@@ -2,18 +2,18 @@
 
 GET /, /health (always fast), POST /setup (parses the config; never loads a model), POST /predict
 (answers within INLINE_BUDGET_S; longer tasks become background jobs), POST /webhook (retrains
-nothing), GET /jobs (?project=ID) and /jobs/<id> (state, progress, failure reason), GET /metrics
-(Prometheus text), GET /versions. HTTP basic auth
-when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.
+nothing), GET /jobs (?project=ID) and /jobs/<id> (state, progress, failure reason; 503 while the
+queue is unreachable), GET /metrics (Prometheus text), GET /versions. A malformed body gets a 400
+with a one-line reason. HTTP basic auth when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.
 """
 
 from __future__ import annotations
 
 import hmac
-from contextlib import contextmanager
 import json
 import logging
 import time
+from contextlib import contextmanager
 
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
