@@ -179,9 +179,10 @@ class EmpathicBackend:
         voice_plan = self._voice_plan(audio) if audio is not None else None
         analyses = self._analyses(task, hook=hook, known=known, voice_plan=voice_plan)
         face, voice = analyses.get("face"), analyses.get("voice")
-        persons = self._persons(task, face, voice, hook)
+        persons, evidence = self._persons(task, face, voice, hook)
         data = self._data_with_frame_rate(task, face)
-        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice, persons=persons)
+        prediction = build_prediction(self.plan, data, self.model_version, face=face, voice=voice, persons=persons,
+                                      evidence=evidence)
         # An invalid region would make a strict Label Studio refuse the whole batch: check first.
         durations = [a.media["duration_s"] for a in (face, voice) if a is not None]
         problems = prediction_problems(prediction, max(durations) if durations else None)
@@ -193,16 +194,18 @@ class EmpathicBackend:
         return prediction
 
     def _persons(self, task: dict, face, voice, hook=None):
-        """Who speaks each voice segment and the per-person fusion, where the config shows faces and
-        voices of one media (PERSONS=auto); the evidence is cached, linking and fusion are cheap."""
+        """(persons, their evidence): who speaks each voice segment and the per-person fusion, where
+        the config shows faces and voices of one media (PERSONS=auto), else (None, None); the
+        evidence is cached, linking and fusion are cheap."""
         settings = self.service.settings
         if settings.persons == "off" or not self.plan.links_persons() or face is None or voice is None:
-            return None
+            return None, None
         evidence = self.service.audio_visual_evidence(self._media(task, self.plan.video()), face, voice,
                                                       EvidenceOptions(), hook=hook)
         fusion = FusionOptions(grid_s=settings.fusion_grid_s, face_weight=settings.face_weight,
                                voice_weight=settings.voice_weight)
-        return analyze_persons(face, voice, evidence, make_linker(), fusion, shots_s=voice.shots_s, hook=hook)
+        return analyze_persons(face, voice, evidence, make_linker(), fusion, shots_s=voice.shots_s,
+                               hook=hook), evidence
 
     def _data_with_frame_rate(self, task: dict, face) -> dict:
         """The task data the prediction counts frames from. Where the Video tag's frameRate reads a

@@ -6,6 +6,7 @@ import copy
 import logging
 
 from ..results import FaceAnalysis, VoiceAnalysis
+from ..review_priority import review_priority
 from .config import ObjectPlan, ProjectPlan
 from .regions import (FrameClock, audio_segments, choose, fused_timeline_labels, mean_label_scores,
                       per_region_choices, timeline_labels, track_region_id, tracks_of, video_rectangles)
@@ -127,10 +128,11 @@ def _clip_choices(control, scored) -> dict:
 
 
 def build_prediction(plan: ProjectPlan, task_data: dict, model_version: str, face: FaceAnalysis | None = None,
-                     voice: VoiceAnalysis | None = None, persons=None) -> dict:
-    """``{"model_version", "score", "result"}``; the score is the mean of the region scores.
-    ``persons`` (a PersonsAnalysis) names the person of each face track and voice segment and fills
-    a TimelineLabels with ``model_source="fused"``."""
+                     voice: VoiceAnalysis | None = None, persons=None, evidence=None) -> dict:
+    """``{"model_version", "score", "result"}``; the score is the review priority
+    (``review_priority``: low where the suggestions most need a human). ``persons`` (a
+    PersonsAnalysis) names the person of each face track and voice segment and fills a
+    TimelineLabels with ``model_source="fused"``; ``evidence`` gives the voice quality."""
     results: list[dict] = []
     video, audio = plan.video(), plan.audio()
     if video is not None:
@@ -141,9 +143,9 @@ def build_prediction(plan: ProjectPlan, task_data: dict, model_version: str, fac
         if voice is None:
             raise PredictionError("the config has an Audio to fill but no voice analysis was made")
         results += audio_results(audio, voice, persons)
-    scores = [r["score"] for r in results if "score" in r]
-    return {"model_version": model_version, "score": round(sum(scores) / len(scores), 6) if scores else 0.0,
-            "result": results}
+    score = review_priority(face if video is not None else None, voice if audio is not None else None,
+                            persons, evidence)
+    return {"model_version": model_version, "score": score, "result": results}
 
 
 def prediction_problems(prediction: dict, duration_s: float | None = None) -> list[str]:
