@@ -12,7 +12,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from empathic.labelstudio.jobs import deliver
+from empathic.labelstudio.job_runner import deliver
 from empathic.labelstudio.label_studio_api import LabelStudioApi, LabelStudioApiError
 from empathic.labelstudio.media_fetch import LabelStudioAccess
 

@@ -6,7 +6,7 @@ heads run on batches of faces from several frames; tracks are assigned in time o
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -14,16 +14,14 @@ import numpy as np
 import torch
 
 from .faces.crop import crop_face
-from .faces.quality import sharpness
 from .faces.detect import Detection, DetectorOptions, FaceDetector, make_detector
+from .faces.quality import sharpness
 from .faces.track import FaceTracker, TrackerOptions
 from .media import FrameTimeline, VideoInfo, plan_samples, probe, sample_frames
 from .models.face import FaceEmotionModel
 from .prefetch import prefetch
+from .progress import ProgressHook
 from .results import FaceAnalysis, FaceObservation, FrameRecord
-
-ProgressHook = Callable[[str, int, "int | None"], None]
-"""hook(step, completed, total): called as work advances; feeds progress bars and job status."""
 
 
 @dataclass(frozen=True)

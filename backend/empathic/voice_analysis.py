@@ -10,8 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .audio import AudioClip, decode_audio
-from .face_analysis import ProgressHook
 from .models.voice import SEGMENTS_PER_HEAD_PASS, VoiceEmotionModel
+from .progress import ProgressHook
 from .results import VoiceAnalysis, VoiceSegment
 from .segments import Segment, Segmenter
 from .segments.diarization import DiarizationOptions, DiarizationSegmenter

@@ -26,6 +26,7 @@ from ..segments.diarization import DiarizationOptions, diarization_needs
 from ..segments.fixed import WindowOptions
 from ..voice_analysis import VoiceAnalysisOptions
 from .config import ObjectPlan, ProjectPlan, parse_config
+from .jobs import job_payload
 from .predictions import build_prediction, frame_rate_field, prediction_problems, task_field
 from .service import AnalysisService
 
@@ -99,8 +100,6 @@ class EmpathicBackend:
             try:
                 found = self._analyses(task, cached_only=True) if defer else {}
                 if defer and not self._fits(task, found, deadline):
-                    from .jobs import job_payload
-
                     info = self.service.jobs.submit(job_payload(self.project_id, self.label_config, task,
                                                                 self.model_version))
                     self.service.count("deferred_tasks")

@@ -12,6 +12,7 @@ a worker posts a prediction only if the task holds none of the current model ver
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import queue
@@ -51,50 +52,6 @@ def job_id(payload: dict) -> str:
     return "empathic-" + hashlib.sha256(canonical.encode()).hexdigest()[:32]
 
 
-def execute(payload: dict, service, report=None) -> dict:
-    """Predict one task and post the prediction to Label Studio unless it already holds one of this
-    model version. Raises when the task cannot be predicted (the queue then retries or fails it)."""
-    from .backend import EmpathicBackend
-    from .media_fetch import LabelStudioAccess
-    from .label_studio_api import LabelStudioApi
-
-    backend = EmpathicBackend(payload["project"], payload["label_config"], service=service)
-    task = payload["task"]
-    prediction = backend.predict_now(task, hook=report)
-    prediction["model_version"] = payload["model_version"]
-    settings = service.settings
-    api = LabelStudioApi(LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key))
-    delivered = deliver(api, task["id"], prediction, payload["model_version"], settings.delivery_timeout_s)
-    log.info("task %s of project %s predicted%s", task["id"], payload["project"],
-             ", prediction posted" if delivered else "; it already had one of this version")
-    return {"task": task["id"], "delivered": delivered}
-
-
-def deliver(api, task_id: int, prediction: dict, model_version: str, give_up_after_s: float,
-            sleep=time.sleep) -> bool:
-    """Post the prediction unless the task holds one of this version; while Label Studio is down
-    or failing (no answer, 429, 5xx) try again with a doubling wait (1 s up to 60 s) for at most
-    ``give_up_after_s``. The check comes before every post, so a post whose answer was lost is never
-    repeated. True if this call posted it."""
-    from .label_studio_api import LabelStudioApiError
-
-    deadline = time.monotonic() + give_up_after_s
-    wait = 1.0
-    while True:
-        try:
-            if model_version in api.prediction_versions(task_id):
-                return False
-            api.post_prediction(task_id, prediction)
-            return True
-        except LabelStudioApiError as exc:
-            if not exc.passing or time.monotonic() + wait > deadline:
-                raise
-            log.warning("task %s: Label Studio did not take the prediction (%s); trying again in %g s",
-                        task_id, exc, wait)
-            sleep(wait)
-            wait = min(2 * wait, 60.0)
-
-
 class JobQueue(ABC):
     @abstractmethod
     def submit(self, payload: dict) -> JobInfo: ...
@@ -115,7 +72,17 @@ class JobQueue(ABC):
         return self.counts()["queued"]
 
 
-class _Throttled:
+# The code that runs a job predicts with the backend class, which submits jobs: it is named here by
+# its dotted path (as RQ names functions anyway), so that this module imports none of it.
+RUNNER_MODULE = "empathic.labelstudio.job_runner"
+RQ_JOB_FUNCTION = f"{RUNNER_MODULE}.run_rq_job"
+
+
+def _runner(name: str):
+    return getattr(importlib.import_module(RUNNER_MODULE), name)
+
+
+class Throttled:
     """A progress hook that writes at most once a second (progress goes to Redis for RQ jobs)."""
 
     def __init__(self, write):
@@ -162,8 +129,8 @@ class LocalJobQueue(JobQueue):
             for attempt in range(retries + 1):
                 self._set(job, state="running", reason=None)
                 try:
-                    report = _Throttled(lambda progress: self._set(job, progress=progress))
-                    result = execute(payload, self.service, report)
+                    report = Throttled(lambda progress: self._set(job, progress=progress))
+                    result = _runner("execute")(payload, self.service, report)
                     self._set(job, state="done", delivered=result["delivered"])
                     break
                 except Exception as exc:  # recorded on the job; the thread goes on
@@ -182,19 +149,8 @@ class LocalJobQueue(JobQueue):
 
 
 def run_rq_job(payload: dict) -> dict:
-    """What an RQ worker runs: the worker process's own service, progress into the job's meta."""
-    from rq import get_current_job
-
-    from .backend import default_service
-
-    job = get_current_job()
-
-    def write(progress: dict) -> None:
-        if job is not None:
-            job.meta["progress"] = progress
-            job.save_meta()
-
-    return execute(payload, default_service(), _Throttled(write))
+    """The path jobs queued by earlier versions name: runs them as job_runner.run_rq_job does."""
+    return _runner("run_rq_job")(payload)
 
 
 class RQJobQueue(JobQueue):
@@ -238,7 +194,7 @@ class RQJobQueue(JobQueue):
             existing.delete()  # done or failed before: this is a new request for the same work
         except NoSuchJobError:
             pass
-        job = self.queue.enqueue(run_rq_job, payload, job_id=job_key, job_timeout=self.timeout_s,
+        job = self.queue.enqueue(RQ_JOB_FUNCTION, payload, job_id=job_key, job_timeout=self.timeout_s,
                                  result_ttl=24 * 3600, failure_ttl=7 * 24 * 3600,
                                  retry=Retry(max=self.retries) if self.retries else None,
                                  description=f"project {payload['project']} task {payload['task']['id']}")

@@ -9,10 +9,11 @@ interrupted run therefore loses at most the task in hand, and running it again c
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from ..progress import ProgressHook
 from .backend import EmpathicBackend
+from .jobs import job_payload
 from .label_studio_api import LabelStudioApi
 from .service import AnalysisService
 
@@ -51,7 +52,7 @@ def select_tasks(tasks: list[dict], which: str) -> list[dict]:
 
 
 def prelabel(api: LabelStudioApi, project_id: int, service: AnalysisService, which: str = "all",
-             hook: Callable[[str, int, "int | None"], None] | None = None, workers: str = "local",
+             hook: ProgressHook | None = None, workers: str = "local",
              poll_s: float = 1.0) -> PrelabelSummary:
     """``workers="local"`` predicts here, task after task; ``"rq"`` queues a job per task for
     `empathic worker` processes (their workers post the predictions) and follows the jobs."""
@@ -87,8 +88,6 @@ def prelabel(api: LabelStudioApi, project_id: int, service: AnalysisService, whi
 def _prelabel_with_jobs(api: LabelStudioApi, project_id: int, backend: EmpathicBackend, tasks: list[dict],
                         summary: PrelabelSummary, hook, poll_s: float) -> PrelabelSummary:
     import time
-
-    from .jobs import job_payload
 
     service = backend.service
     if not service.settings.redis_url:

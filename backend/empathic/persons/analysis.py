@@ -8,11 +8,11 @@ off-screen speakers (by name), then the anonymous off-screen voice.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..progress import ProgressHook
 from ..results import FaceAnalysis, FaceObservation, VoiceAnalysis, VoiceSegment
 from ..timeline import track_extents
 from .evidence import AudioVisualEvidence
@@ -20,7 +20,6 @@ from .fusion import FusedStretch, FusionOptions, face_view, fuse, voice_view
 from .linking import SpeakerLink, SpeakerLinker
 from .quality import overlapped_segments
 
-ProgressHook = Callable[[str, int, "int | None"], None]
 OFF_SCREEN_VOICE = "off-screen voice"
 
 

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import base64
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,10 +21,10 @@ import numpy as np
 
 from ..audio import AudioClip
 from ..media import FrameTimeline, VideoInfo, iter_frames, probe
+from ..progress import ProgressHook
 from ..results import Box, FaceAnalysis, FaceObservation, VoiceAnalysis
 from ..segments.vad import VAD_CHUNK_SAMPLES, speech_probabilities
 
-ProgressHook = Callable[[str, int, "int | None"], None]
 
 ENVELOPE_RATE_HZ = 100.0  # envelope values per second
 ENVELOPE_WINDOW_S = 0.02

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import re
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import torch
 
 from ..audio import AudioClip
 from ..hub import MissingWeightsError, ModelNeed, ResolvedRepo, WeightSources, resolve_needs
+from ..progress import ProgressHook
 from ..registry import RepoRef
 from . import WHISPER_WINDOW_S, Segment, finalize
 
@@ -76,7 +76,7 @@ class DiarizationOptions:
 class DiarizationSegmenter:
     def __init__(self, options: DiarizationOptions = DiarizationOptions(),
                  sources: WeightSources | None = None, device: str | torch.device = "cpu",
-                 hook: Callable[[str, int, "int | None"], None] | None = None):
+                 hook: ProgressHook | None = None):
         self.options = options
         self.hook = hook
         self.sources = sources or WeightSources()

@@ -15,7 +15,6 @@ the difference is PySceneDetect's own, so its threshold keeps its meaning.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,10 +23,9 @@ import numpy as np
 
 from ..audio import AudioClip
 from ..media import MediaError, _open, _reason
+from ..progress import ProgressHook
 from . import Segment
 from .fixed import WindowOptions, fixed_windows
-
-ProgressHook = Callable[[str, int, "int | None"], None]
 
 HOOK_EVERY_FRAMES = 250  # progress is reported every this many decoded frames
 HUE_STEPS = 180  # OpenCV's 8-bit hue: degrees / 2

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from ..audio import AudioClip
+from ..progress import ProgressHook
 from . import WHISPER_WINDOW_S, Segment, finalize
 
 VAD_SAMPLE_RATE = 16000  # silero-vad runs at 8 or 16 kHz; the audio is decoded at 16 kHz
@@ -64,7 +64,7 @@ def speech_probabilities(audio: AudioClip, model=None) -> np.ndarray:
 
 class VadSegmenter:
     def __init__(self, options: VadOptions = VadOptions(),
-                 hook: Callable[[str, int, "int | None"], None] | None = None):
+                 hook: ProgressHook | None = None):
         self.options = options
         self.hook = hook
         self._model = None
