@@ -92,3 +92,13 @@ def test_redis_killed_and_back_loses_nothing(stack, two_voices, caplog):
         assert service.counters["voice_cache_misses"] == 0  # nothing was computed by the server itself
     assert stack["worker"].poll() is None  # the same worker process, through the outage
     caplog.clear()  # the failure while Redis was down was the point
+
+
+def test_a_burst_worker_without_redis_says_so_in_one_line(voice_hub_cache):
+    env = {**os.environ, "REDIS_URL": "redis://:secret@127.0.0.1:9/0", "DEVICE": "cpu"}
+    result = subprocess.run([str(Path(sys.executable).with_name("empathic")), "worker", "--burst", "--no-preload"],
+                            env=env, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 1, result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("empathic: error: Redis at redis://:***@127.0.0.1:9/0 is unreachable")
+    assert "secret" not in result.stderr

@@ -530,6 +530,7 @@ def _work_through_outages(settings, args) -> None:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
 
+    from .labelstudio.cache import redact_url
     from .labelstudio.jobs import make_worker
 
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()) if args.debug else "INFO"
@@ -540,6 +541,8 @@ def _work_through_outages(settings, args) -> None:
         try:
             worker.work(burst=args.burst, logging_level=level)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            if args.burst:  # one pass over the queue was asked for: say why it cannot be made
+                raise CliError(f"Redis at {redact_url(settings.redis_url)} is unreachable: {exc}") from None
             log.warning("Redis unreachable (%s); the worker tries again in %g s", exc, wait)
         else:
             # RQ notes a SIGTERM or Ctrl-C in _shutdown_requested_date (a job in hand: _stop_requested)
