@@ -536,9 +536,10 @@ def _work_through_outages(settings, args) -> None:
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()) if args.debug else "INFO"
     wait = 1.0
     while True:
-        worker = make_worker(settings)
+        worker = None
         started = time.monotonic()
         try:
+            worker = make_worker(settings)  # registers with Redis: it fails too while Redis is down
             worker.work(burst=args.burst, logging_level=level)
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             if args.burst:  # one pass over the queue was asked for: say why it cannot be made
