@@ -43,6 +43,8 @@ BAD = [
     ("/predict", {"tasks": "all", "label_config": AUDIO_CONFIG}, "'tasks' must be a list, got a string"),
     ("/predict", {"tasks": [1], "label_config": AUDIO_CONFIG}, "task 0 of 'tasks' must be an object, got a number"),
     ("/predict", {"tasks": []}, "'label_config' is missing"),
+    ("/predict", {"tasks": [], "label_config": ""}, "'label_config' is empty"),  # found by hypothesis
+    ("/setup", {"schema": "  "}, "'schema' is empty"),
     ("/predict", {"tasks": [], "label_config": 5}, "'label_config' must be a string, got a number"),
     ("/predict", {"tasks": [], "label_config": AUDIO_CONFIG, "params": []}, "'params' must be an object, got a list"),
     ("/predict", {"tasks": [], "label_config": AUDIO_CONFIG, "project": [1]}, "'project' must be a string or a number"),

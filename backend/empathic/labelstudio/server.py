@@ -69,9 +69,9 @@ def _body(route: str) -> dict:
 
 def _field(body: dict, name: str, kinds: tuple, required: bool = False):
     value = body.get(name)
-    if value is None:
+    if value is None or required and isinstance(value, str) and not value.strip():
         if required:
-            raise BadRequest(f"'{name}' is missing")
+            raise BadRequest(f"'{name}' is {'missing' if value is None else 'empty'}")
         return None
     if not isinstance(value, kinds) or isinstance(value, bool) and bool not in kinds:
         raise BadRequest(f"'{name}' must be {' or '.join(_type_name(k()) for k in kinds)}, got {_type_name(value)}")
