@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import cv2
@@ -77,10 +78,14 @@ class AudioVisualEvidence:
     def motion_of(self, track_id: int) -> TrackMotion | None:
         return next((m for m in self.motions if m.track_id == track_id), None)
 
+    @cached_property
+    def _envelope_times(self) -> np.ndarray:
+        # Made once: the linker asks for the envelope many times per segment and lag.
+        return np.arange(len(self.envelope)) / ENVELOPE_RATE_HZ
+
     def envelope_at(self, times_s: np.ndarray) -> np.ndarray:
         """The speech envelope at any instants (linear interpolation; 0 outside the recording)."""
-        grid = np.arange(len(self.envelope)) / ENVELOPE_RATE_HZ
-        return np.interp(times_s, grid, self.envelope, left=0.0, right=0.0)
+        return np.interp(times_s, self._envelope_times, self.envelope, left=0.0, right=0.0)
 
     def quality_of(self, segment_index: int) -> SegmentQuality | None:
         return next((q for q in self.segment_quality if q.segment_index == segment_index), None)

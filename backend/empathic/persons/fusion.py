@@ -94,12 +94,13 @@ def face_view(observations: list[FaceObservation], extents: np.ndarray, start_s:
               options: QualityOptions) -> ModalityView | None:
     """The track's samples whose extents overlap [start_s, end_s), weighted by that overlap."""
     weights, shares, qualities, flags = [], [], [], []
-    for observation, (a, b) in zip(observations, extents):
-        covered = _overlap(float(a), float(b), start_s, end_s)
-        if covered <= 0:
-            continue
+    # Found at once over the whole track: this runs for every cell of an hour-long timeline.
+    extents = np.asarray(extents, dtype=np.float64).reshape(-1, 2)
+    covered = np.minimum(extents[:, 1], end_s) - np.maximum(extents[:, 0], start_s)
+    for index in np.flatnonzero(covered > 0):
+        observation = observations[index]
         quality, why = face_quality(observation, options)
-        weights.append(covered)
+        weights.append(float(covered[index]))
         shares.append(share_vector(observation.emotions))
         qualities.append(quality)
         flags.extend(why)
