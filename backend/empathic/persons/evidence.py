@@ -159,10 +159,11 @@ def segment_quality(audio: AudioClip, voice: VoiceAnalysis,
     return tuple(qualities)
 
 
-def track_box_at(sightings: list[FaceObservation], time_s: float, max_gap_s: float) -> Box | None:
+def track_box_at(sightings: list[FaceObservation], times: np.ndarray, time_s: float,
+                 max_gap_s: float) -> Box | None:
     """The track's box at ``time_s``: linear between the two sightings around it (at most
-    ``max_gap_s`` apart), the nearest sighting within half a gap at either end, else None."""
-    times = [o.time_s for o in sightings]
+    ``max_gap_s`` apart), the nearest sighting within half a gap at either end, else None.
+    ``times``: the sightings' times, made once per track (this runs for every decoded frame)."""
     k = int(np.searchsorted(times, time_s, side="right"))
     before = sightings[k - 1] if k > 0 else None
     after = sightings[k] if k < len(sightings) else None
@@ -218,6 +219,7 @@ def mouth_motion(path: str | Path, face: FaceAnalysis, voice: VoiceAnalysis,
     tracks: dict[int, list[FaceObservation]] = {}
     for observation in face.faces:
         tracks.setdefault(observation.track_id, []).append(observation)
+    sighting_times = {t: np.array([o.time_s for o in sightings]) for t, sightings in tracks.items()}
     plan = dense_frame_plan(timeline, voice, options) if tracks else []
     times: dict[int, list[float]] = {t: [] for t in tracks}
     energy: dict[int, list[float]] = {t: [] for t in tracks}
@@ -231,7 +233,7 @@ def mouth_motion(path: str | Path, face: FaceAnalysis, voice: VoiceAnalysis,
         if previous is not None and time_s - previous[1] <= longest_step:
             middle = (time_s + previous[1]) / 2
             for track_id, sightings in tracks.items():
-                box = track_box_at(sightings, middle, options.max_gap_s)
+                box = track_box_at(sightings, sighting_times[track_id], middle, options.max_gap_s)
                 if box is None or box.h < options.min_face_px:
                     continue
                 now, before = _mouth_patch(grey, box, options), _mouth_patch(previous[2], box, options)
