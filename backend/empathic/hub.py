@@ -134,6 +134,21 @@ def _resolve_one(ref: RepoRef, patterns: tuple[str, ...], sources: WeightSources
     return ResolvedRepo(ref, snapshot, _commit_of(snapshot)), ""
 
 
+def _resolve_all(wanted: Mapping[RepoRef, tuple[str, ...]], sources: WeightSources, allow_download: bool
+                 ) -> tuple[dict[RepoRef, ResolvedRepo], list[tuple[RepoRef, str]]]:
+    """(the repositories found, (ref, why) for each one missing)."""
+    offline = _is_offline(sources) or not allow_download
+    resolved: dict[RepoRef, ResolvedRepo] = {}
+    missing: list[tuple[RepoRef, str]] = []
+    for ref, patterns in wanted.items():
+        found, why = _resolve_one(ref, patterns, sources, offline)
+        if found is None:
+            missing.append((ref, why))
+        else:
+            resolved[ref] = found
+    return resolved, missing
+
+
 def _missing_error(missing: list[tuple[RepoRef, str]], sources: WeightSources, command: str,
                    hints: Iterable[str] = ()) -> MissingWeightsError:
     listed = "; ".join(f"{ref.repo_id} (revision {ref.revision}: {why})" for ref, why in missing)
@@ -148,15 +163,7 @@ def _missing_error(missing: list[tuple[RepoRef, str]], sources: WeightSources, c
 def resolve_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSources,
                   fetch_command: str, allow_download: bool = True) -> dict[RepoRef, ResolvedRepo]:
     """Resolve every repository, or raise one error naming all that are missing and how to fetch them."""
-    resolved: dict[RepoRef, ResolvedRepo] = {}
-    missing: list[tuple[RepoRef, str]] = []
-    offline = _is_offline(sources) or not allow_download
-    for ref, patterns in wanted.items():
-        found, why = _resolve_one(ref, tuple(patterns), sources, offline)
-        if found is None:
-            missing.append((ref, why))
-        else:
-            resolved[ref] = found
+    resolved, missing = _resolve_all({ref: tuple(p) for ref, p in wanted.items()}, sources, allow_download)
     if missing:
         raise _missing_error(missing, sources, fetch_command)
     return resolved
@@ -170,15 +177,7 @@ def resolve_needs(needs: Iterable[ModelNeed], sources: WeightSources,
     patterns: dict[RepoRef, tuple[str, ...]] = {}
     for need in needs:
         patterns[need.ref] = tuple(dict.fromkeys(patterns.get(need.ref, ()) + need.patterns))
-    offline = _is_offline(sources) or not allow_download
-    resolved: dict[RepoRef, ResolvedRepo] = {}
-    missing: list[tuple[RepoRef, str]] = []
-    for ref, wanted in patterns.items():
-        found, why = _resolve_one(ref, wanted, sources, offline)
-        if found is None:
-            missing.append((ref, why))
-        else:
-            resolved[ref] = found
+    resolved, missing = _resolve_all(patterns, sources, allow_download)
     for need in needs:  # a snapshot can exist with files missing (an interrupted or filtered download)
         repo = resolved.get(need.ref)
         absent = [name for name in need.required_files if repo is not None and not (repo.path / name).is_file()]
