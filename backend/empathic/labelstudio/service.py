@@ -57,7 +57,7 @@ class AnalysisService:
         self.counters: Counter = Counter()
         self._counter_lock = threading.Lock()
         self._rates: dict[str, float] = {}
-        self._digests: dict[tuple, str] = {}
+        self._file_facts: dict[tuple, object] = {}  # per file version: its digest, its extent
         self._jobs = None
         self._label_studio_api = None
         self._warned: set[str] = set()
@@ -73,15 +73,7 @@ class AnalysisService:
 
     def media_extent(self, path: Path) -> tuple[float, int, int]:
         """(duration, width, height) from the headers, remembered per file version like the digest."""
-        stat = Path(path).stat()
-        version = ("extent", str(path), stat.st_size, stat.st_mtime_ns)
-        with self._counter_lock:
-            known = self._digests.get(version)
-        if known is None:
-            known = media_extent(path)
-            with self._counter_lock:
-                self._digests[version] = known
-        return known
+        return self._per_file_version("extent", path, media_extent)
 
     def warn_once(self, key: str, message: str, *args) -> None:
         """A warning logged once per process (a missing optional model would otherwise flood the log)."""
@@ -182,17 +174,21 @@ class AnalysisService:
     def _digest(self, path: Path) -> str:
         """The media's content hash, remembered per file version: a task is looked up in the cache
         before it is computed, and hashing an hour of video takes seconds."""
+        return self._per_file_version("digest", path, media_digest)
+
+    def _per_file_version(self, kind: str, path: Path, compute):
+        """``compute(path)``, remembered for this version of the file (its path, size and time)."""
         stat = Path(path).stat()
-        version = (str(path), stat.st_size, stat.st_mtime_ns)
+        version = (kind, str(path), stat.st_size, stat.st_mtime_ns)
         with self._counter_lock:
-            digest = self._digests.get(version)
-        if digest is None:
-            digest = media_digest(path)
+            known = self._file_facts.get(version)
+        if known is None:
+            known = compute(path)
             with self._counter_lock:
-                if len(self._digests) >= 4096:
-                    self._digests.clear()
-                self._digests[version] = digest
-        return digest
+                if len(self._file_facts) >= 4096:
+                    self._file_facts.clear()
+                self._file_facts[version] = known
+        return known
 
     def _cached(self, kind: str, key: str, from_cache):
         document = self.cache.get(key)
