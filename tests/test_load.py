@@ -41,6 +41,30 @@ def _server_pid(master: int) -> int:
     return int(children[0])
 
 
+def _start_serve(tmp_path: Path, settings: dict[str, str], *args: str):
+    """(process, url, log) of `empathic serve` on a free port with these settings and no Redis,
+    once it answers /health; its output goes to tmp_path/serve.log."""
+    env = {**os.environ, **settings}
+    env.pop("REDIS_URL", None)
+    port = free_port()
+    log = open(tmp_path / "serve.log", "wb")
+    server = subprocess.Popen([str(Path(sys.executable).with_name("empathic")), "serve", "--port", str(port), *args],
+                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 60
+    while True:
+        try:
+            requests.get(f"{url}/health", timeout=2).raise_for_status()
+            return server, url, log
+        except requests.RequestException:
+            if server.poll() is not None or time.time() > deadline:
+                if server.poll() is None:
+                    os.killpg(server.pid, signal.SIGKILL)
+                log.close()
+                pytest.fail((tmp_path / "serve.log").read_text())
+            time.sleep(0.3)
+
+
 def test_eight_concurrent_requests_each_get_exactly_one_prediction(tmp_path, voice_hub_cache, two_voices):
     samples = decode_audio(two_voices.path).samples
     media = tmp_path / "media"
@@ -48,26 +72,11 @@ def test_eight_concurrent_requests_each_get_exactly_one_prediction(tmp_path, voi
     clips = [write_wav(media / f"take_{i}.wav", samples[: (5 + i) * 16000]) for i in range(2 * CLIENTS)]
     ls_port = _free_port()
     label_studio = _LabelStudio(ls_port)
-    port = free_port()
-    env = {**os.environ, "LABEL_STUDIO_URL": f"http://127.0.0.1:{ls_port}", "LABEL_STUDIO_API_KEY": TOKEN,
-           "MEDIA_ROOTS": str(media), "DEVICE": "cpu", "MODEL_VERSION": "load", "GPU_CONCURRENCY": "1",
-           "INLINE_BUDGET_S": "4", "MEDIA_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("REDIS_URL", None)
-    log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("empathic")), "serve", "--port", str(port),
-                               "--threads", str(CLIENTS)], env=env, stdout=log, stderr=subprocess.STDOUT,
-                              start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url, log = _start_serve(tmp_path, {
+        "LABEL_STUDIO_URL": f"http://127.0.0.1:{ls_port}", "LABEL_STUDIO_API_KEY": TOKEN, "MEDIA_ROOTS": str(media),
+        "DEVICE": "cpu", "MODEL_VERSION": "load", "GPU_CONCURRENCY": "1", "INLINE_BUDGET_S": "4",
+        "MEDIA_CACHE_DIR": str(tmp_path / "cache")}, "--threads", str(CLIENTS))
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                requests.get(f"{url}/health", timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                assert server.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.3)
-
         def predict(task_id: int) -> tuple[int, float, list]:
             started = time.perf_counter()
             response = requests.post(f"{url}/predict", timeout=100, json={
@@ -117,24 +126,11 @@ def test_sigterm_mid_request_lets_the_request_finish(tmp_path, hub_cache):
     media = tmp_path / "media"
     media.mkdir()
     clip, _ = moving_face_video(media / "long.mp4", seconds=12.0, fps=25, faces=2)
-    port = free_port()
-    env = {**os.environ, "MEDIA_ROOTS": str(media), "DEVICE": "cpu", "MODEL_VERSION": "term", "FACE_PPS": "4",
-           "INLINE_BUDGET_S": "90", "INLINE_RATE": "0.01", "MEDIA_CACHE_DIR": str(tmp_path / "cache")}
-    env.pop("REDIS_URL", None)
-    log = open(tmp_path / "serve.log", "wb")
-    server = subprocess.Popen([str(Path(sys.executable).with_name("empathic")), "serve", "--port", str(port)],
-                              env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server, url, log = _start_serve(tmp_path, {
+        "MEDIA_ROOTS": str(media), "DEVICE": "cpu", "MODEL_VERSION": "term", "FACE_PPS": "4", "INLINE_BUDGET_S": "90",
+        "INLINE_RATE": "0.01", "MEDIA_CACHE_DIR": str(tmp_path / "cache")})
     answer = {}
     try:
-        deadline = time.time() + 60
-        while True:
-            try:
-                requests.get(f"{url}/health", timeout=2).raise_for_status()
-                break
-            except requests.RequestException:
-                assert server.poll() is None and time.time() < deadline, (tmp_path / "serve.log").read_text()
-                time.sleep(0.3)
         config = (Path(__file__).resolve().parents[1] / "labeling_configs" / "basic_emotions.xml").read_text()
 
         def predict():
