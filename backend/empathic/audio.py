@@ -106,6 +106,7 @@ def media_extent(path: str | Path) -> tuple[float, int, int]:
     container's headers, without decoding."""
     container = _open(Path(path))
     try:
+        duration = _container_duration_s(container)
         video = container.streams.video[0] if container.streams.video else None
         width, height = (int(video.codec_context.width or 0), int(video.codec_context.height or 0)) if video else (0, 0)
     finally:
@@ -114,16 +115,20 @@ def media_extent(path: str | Path) -> tuple[float, int, int]:
         from .media import image_size
 
         width, height = image_size(path)
-    return media_duration_s(path), width, height
+    return duration, width, height
 
 
 def media_duration_s(path: str | Path) -> float:
     """The container's duration without decoding (0 when the container does not say)."""
     container = _open(Path(path))
     try:
-        if container.duration:
-            return container.duration / 1_000_000  # microseconds (av.time_base)
-        streams = [s for s in container.streams if s.duration and s.time_base]
-        return max((float(s.duration * s.time_base) for s in streams), default=0.0)
+        return _container_duration_s(container)
     finally:
         container.close()
+
+
+def _container_duration_s(container) -> float:
+    if container.duration:
+        return container.duration / 1_000_000  # microseconds (av.time_base)
+    streams = [s for s in container.streams if s.duration and s.time_base]
+    return max((float(s.duration * s.time_base) for s in streams), default=0.0)
