@@ -51,10 +51,7 @@ def to_eaf(analysis: PersonsAnalysis):
     from pympi.Elan import Eaf
 
     eaf = Eaf(author="empathic")
-    media = analysis.media.get("path")
-    if media:
-        eaf.add_linked_file(str(Path(media).resolve()), relpath=Path(media).name,
-                            mimetype=mimetypes.guess_type(str(media))[0] or "video/mp4")
+    link_media(eaf, analysis.media.get("path"))
     tiers: dict[str, list[tuple[float, float, str]]] = {}
     for person in analysis.persons:
         pid = person.person_id
@@ -77,15 +74,25 @@ def to_eaf(analysis: PersonsAnalysis):
     return eaf
 
 
+def link_media(eaf, media: str | None) -> None:
+    if media:
+        eaf.add_linked_file(str(Path(media).resolve()), relpath=Path(media).name,
+                            mimetype=mimetypes.guess_type(str(media))[0] or "video/mp4")
+
+
+def eaf_text(eaf) -> str:
+    """The .eaf document as text (pympi writes files only)."""
+    handle, name = tempfile.mkstemp(suffix=".eaf")
+    os.close(handle)
+    try:
+        eaf.to_file(name)
+        return Path(name).read_text(encoding="utf-8")
+    finally:
+        os.unlink(name)
+
+
 class WriteEAF:
     extension = "eaf"
 
     def render(self, analysis: PersonsAnalysis) -> str:
-        eaf = to_eaf(analysis)
-        handle, name = tempfile.mkstemp(suffix=".eaf")
-        os.close(handle)
-        try:
-            eaf.to_file(name)
-            return Path(name).read_text(encoding="utf-8")
-        finally:
-            os.unlink(name)
+        return eaf_text(to_eaf(analysis))

@@ -71,7 +71,16 @@ class LabelStudioApi:
             page += 1
 
     def prediction_versions(self, task_id: int) -> set[str]:
-        return {p.get("model_version") for p in self._call("GET", "/api/predictions", params={"task": task_id})}
+        return {p.get("model_version") for p in self.predictions(task_id)}
+
+    def predictions(self, task_id: int) -> list[dict]:
+        return self._call("GET", "/api/predictions", params={"task": task_id}) or []
+
+    def prediction(self, prediction_id: int) -> dict:
+        return self._call("GET", f"/api/predictions/{prediction_id}")
+
+    def annotations(self, task_id: int) -> list[dict]:
+        return self._call("GET", f"/api/tasks/{task_id}/annotations/") or []
 
     def post_prediction(self, task_id: int, prediction: dict) -> None:
         self._call("POST", "/api/predictions", json={"task": task_id, **prediction})

@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 from .backend import EmpathicBackend
 from .cache import redact_url
 from .config import ConfigError
+from .feedback import FEEDBACK_EVENTS
 from .service import AnalysisService
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ def _project_id(value) -> str:
 def _type_name(value) -> str:
     return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", type(None): "null"}.get(
         type(value), "a number" if isinstance(value, (int, float)) else type(value).__name__)
+
+
+def _label_value(text: str) -> str:
+    """A Prometheus label value: backslash, quote and newline escaped."""
+    return text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
 def _body(route: str) -> dict:
@@ -158,6 +164,8 @@ def create_app(service: AnalysisService) -> Flask:
     def webhook():
         body = _body("/webhook")
         action = _field(body, "action", (str,))
+        if action in FEEDBACK_EVENTS and isinstance(body.get("annotation"), dict):
+            service.feedback.submit(action, body, service.label_studio_api, settings.model_version)
         if action not in TRAIN_EVENTS:
             return jsonify(status="Unknown event"), 200
         project = _field(body, "project", (dict,)) or {}
@@ -224,6 +232,21 @@ def prometheus_text(service: AnalysisService) -> str:
            "rate a Video tag reads)", counters.get("task_fields_written", 0))
     metric("task_field_write_failures_total", "counter", "task fields that could not be written",
            counters.get("task_field_write_failures", 0))
+    feedback = service.feedback.totals()
+    lines.extend(["# HELP empathic_suggestions what annotators did with the suggested regions (kept, edited, "
+                  "deleted; added: regions of their own), by the region's label, from Label Studio's annotation "
+                  "webhooks", "# TYPE empathic_suggestions gauge"])
+    for label, counts in feedback.per_label:
+        lines.extend(f'empathic_suggestions{{outcome="{outcome}",label="{_label_value(label)}"}} {count}'
+                     for outcome, count in counts)
+    lines.extend(["# HELP empathic_suggestions_overall the same over all labels; edited ones also as moved "
+                  "and/or relabelled", "# TYPE empathic_suggestions_overall gauge"])
+    lines.extend(f'empathic_suggestions_overall{{outcome="{outcome}"}} {getattr(feedback, outcome)}'
+                 for outcome in ("kept", "edited", "moved", "relabelled", "deleted", "added"))
+    metric("feedback_annotations_total", "counter", "annotation webhooks compared with their prediction",
+           counters.get("feedback_annotations", 0))
+    metric("feedback_unreadable_total", "counter", "annotation webhooks that could not be compared (no "
+           "prediction, unreadable result)", counters.get("feedback_unreadable", 0))
     refusals = sorted((k.split(":", 1)[1], v) for k, v in counters.items() if k.startswith("media_refused:"))
     lines.extend(["# HELP empathic_media_refused_total media values refused by the media rules, by reason",
                   "# TYPE empathic_media_refused_total counter"])

@@ -26,6 +26,7 @@ from ..results import FaceAnalysis, VoiceAnalysis
 from ..segments.diarization import DiarizationOptions, diarization_needs
 from ..voice_analysis import VoiceAnalysisOptions, analyze_voice, make_segmenter
 from .cache import AnalysisCache, cache_key, make_cache, media_digest, model_identity
+from .feedback import SuggestionFeedback
 from .media_fetch import LabelStudioAccess, MediaFetcher
 from .predictions import set_task_field
 from .settings import BackendSettings
@@ -63,6 +64,7 @@ class AnalysisService:
         self._warned: set[str] = set()
         self._required_found: set[tuple] = set()
         self._optional_checks: dict[tuple, tuple[float, bool]] = {}
+        self.feedback = SuggestionFeedback(self.count)
 
     def count(self, name: str, amount: float = 1) -> None:
         with self._counter_lock:
