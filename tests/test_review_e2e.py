@@ -100,6 +100,10 @@ def test_agreement_report_and_webhook_counts_on_a_hand_worked_case(label_studio,
     seen = _wait_for(backend["url"], {"kept": before.get("kept", 0) + 2, "edited": before.get("edited", 0)})
     assert seen["kept"] == before.get("kept", 0) + 2 and seen["edited"] == before.get("edited", 0)
     assert seen["deleted"] == before.get("deleted", 0)
+    # a deleted annotation takes its counts with it
+    client.delete(f"/api/annotations/{annotation['id']}")
+    seen = _wait_for(backend["url"], {"kept": before.get("kept", 0)})
+    assert seen["kept"] == before.get("kept", 0)
 
 
 def test_agreement_names_a_project_without_anything_to_compare(label_studio, tmp_path):

@@ -5,7 +5,7 @@ its task and project, and the id of the prediction the annotator started from
 (``parent_prediction``). That prediction is read back over the API (or, for an annotation begun
 from scratch, the task's newest prediction of the backend's model version) and the two are
 matched as ``empathic agreement`` matches them. Each annotation's latest outcome replaces its
-earlier one, ``ANNOTATION_DELETED`` takes it out, and /metrics shows the totals per outcome and
+earlier one, ``ANNOTATIONS_DELETED`` (which carries only the ids) takes it out, and /metrics shows the totals per outcome and
 label. The figures live in the serving process: they start from zero when it restarts
 (``empathic agreement`` recomputes them from Label Studio at any time).
 """
@@ -25,7 +25,7 @@ from .review_source import choose_prediction
 
 log = logging.getLogger(__name__)
 
-FEEDBACK_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATION_DELETED")
+FEEDBACK_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
 
 
 class FeedbackError(ValueError):
@@ -69,12 +69,18 @@ class SuggestionFeedback:
         return self._worker.submit(self.handle, action, body, api, model_version)
 
     def handle(self, action: str, body: dict, api, model_version: str | None) -> None:
+        if action == "ANNOTATIONS_DELETED":
+            with self._lock:
+                for item in body.get("annotations") or []:
+                    if isinstance(item, dict) and item.get("id") is not None:
+                        self._by_annotation.pop(int(item["id"]), None)
+            return
         annotation = body.get("annotation") or {}
         if annotation.get("id") is None:
             self._count("feedback_unreadable")
             return
         annotation_id = int(annotation["id"])
-        if action == "ANNOTATION_DELETED" or annotation.get("was_cancelled"):
+        if annotation.get("was_cancelled"):  # skipped: no judgement of the suggestions
             with self._lock:
                 self._by_annotation.pop(annotation_id, None)
             return

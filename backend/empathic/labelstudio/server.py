@@ -164,7 +164,7 @@ def create_app(service: AnalysisService) -> Flask:
     def webhook():
         body = _body("/webhook")
         action = _field(body, "action", (str,))
-        if action in FEEDBACK_EVENTS and isinstance(body.get("annotation"), dict):
+        if action in FEEDBACK_EVENTS and isinstance(body.get("annotation") or body.get("annotations"), (dict, list)):
             service.feedback.submit(action, body, service.label_studio_api, settings.model_version)
         if action not in TRAIN_EVENTS:
             return jsonify(status="Unknown event"), 200
