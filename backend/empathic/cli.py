@@ -85,6 +85,13 @@ def _build_parser() -> argparse.ArgumentParser:
                                "need --fuse")
     annotate.add_argument("-o", "--output", type=Path,
                           help="output file (default: stdout); a folder when several files are written")
+    # A flag with a separate format option: an optional value would swallow the input after it
+    # (`annotate --plot clip.mp4`).
+    annotate.add_argument("--plot", action="store_const", const="both", default=None,
+                          help="also draw the analysis: NAME.plot.png and NAME.plot.html beside the other "
+                               "outputs (needs -o FOLDER)")
+    annotate.add_argument("--plot-format", choices=["png", "html", "both"], default=None,
+                          help="with --plot: only the PNG or only the HTML page (default both)")
     annotate.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     faces = annotate.add_argument_group("faces")
     faces.add_argument("--face-pps", type=_positive_float, default=None, help="sampled frames per second "
@@ -146,6 +153,20 @@ def _build_parser() -> argparse.ArgumentParser:
     runtime.add_argument("--batch-size", type=int, default=None, help="faces or segments per model batch")
     _add_weight_options(annotate)
 
+    plot = commands.add_parser(
+        "plot", help="draw an analysis: emotions over time per face track and person (PNG or offline HTML)",
+        description="Draw the JSON documents `empathic annotate` writes (-f json: NAME.faces.json, "
+                    "NAME.voice.json; -f persons: NAME.persons.json), one or several of the same media: the "
+                    "top emotions of each face track and person over time, voice segments with their "
+                    "speakers, dimensions and valence/arousal, shot cuts. The HTML page is interactive "
+                    "(hover a moment for every share) and opens offline.")
+    plot.add_argument("inputs", nargs="+", type=Path, metavar="ANALYSIS.json",
+                      help="NAME.faces.json, NAME.voice.json and/or NAME.persons.json")
+    plot.add_argument("-o", "--output", type=Path, action="append", required=True, metavar="PLOT.png|PLOT.html",
+                      help="the figure to write, by its extension (repeatable: -o a.png -o a.html)")
+    plot.add_argument("--top", type=_top_k, default=5,
+                      help="emotions drawn per face track or person, by mean share (1-40, default 5)")
+
     serve = commands.add_parser(
         "serve", help="run the Label Studio ML backend (gunicorn)",
         description="Serve Label Studio's ML-backend protocol. Settings come from environment variables "
@@ -169,16 +190,37 @@ def _build_parser() -> argparse.ArgumentParser:
         "prelabel", help="predict every task of a Label Studio project and upload the predictions",
         description="Pre-label a whole project: tasks that already hold a prediction of the current "
                     "MODEL_VERSION are skipped, so an interrupted run can simply be started again.")
-    prelabel.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL"),
-                          help="Label Studio's address (default $LABEL_STUDIO_URL)")
-    prelabel.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
-                          help="personal access token or legacy token (default $LABEL_STUDIO_API_KEY)")
-    prelabel.add_argument("--project", type=int, required=True, help="project id")
+    _add_project_options(prelabel)
     prelabel.add_argument("--tasks", default="all", help="all (default), unlabeled, or task ids: 3,5,8")
     prelabel.add_argument("--workers", choices=["local", "rq"], default="local",
                           help="local: predict in this process (default); rq: queue a job per task for "
                                "`empathic worker` processes (needs REDIS_URL)")
-    prelabel.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+
+    agreement = commands.add_parser(
+        "agreement", help="how far a project's annotators agree with the model's suggestions",
+        description="Compare every annotation of a project with the prediction it corrected: per label "
+                    "precision, recall, F1, Cohen's kappa and Krippendorff's alpha over time bins, the "
+                    "confusion matrix, and how many suggestions were kept, edited, deleted or added to. "
+                    "Writes agreement.json and agreement.html (-o folder).")
+    _add_project_options(agreement)
+    agreement.add_argument("--model-version", default=None,
+                           help="compare the predictions of this model version (default: the project's "
+                                "current one, else each task's newest prediction)")
+    agreement.add_argument("--bin", type=_positive_float, default=1.0, dest="bin_s",
+                           help="seconds per time bin, the unit of comparison (default 1)")
+    agreement.add_argument("-o", "--output", type=Path, default=Path("."),
+                           help="folder for agreement.json and agreement.html (default: here)")
+
+    export = commands.add_parser(
+        "export", help="write a project's annotations (the corrected labels) as COCO, WebVTT, JSON or ELAN",
+        description="Every annotation of every task, in the formats of the pre-annotations: COCO with a box "
+                    "per frame and track (Label Studio's keyframe interpolation), WebVTT cues of the audio "
+                    "segments, JSON of every region, ELAN tiers. Files task-<id>_annotation-<id>.<ext> and "
+                    "index.json go into the -o folder.")
+    _add_project_options(export)
+    export.add_argument("-f", "--format", choices=["coco", "webvtt", "json", "eaf"], action="append",
+                        default=None, help="output format, repeatable (default json)")
+    export.add_argument("-o", "--output", type=Path, required=True, help="folder to write into")
 
     models = commands.add_parser("models", help="manage model weights")
     model_commands = models.add_subparsers(dest="models_command", required=True)
@@ -197,6 +239,15 @@ def _build_parser() -> argparse.ArgumentParser:
     download.add_argument("--to", type=Path, default=None,
                           help="write ORG/NAME folders here instead of the Hugging Face cache")
     return parser
+
+
+def _add_project_options(parser) -> None:
+    parser.add_argument("--url", default=os.environ.get("LABEL_STUDIO_URL"),
+                        help="Label Studio's address (default $LABEL_STUDIO_URL)")
+    parser.add_argument("--api-key", default=os.environ.get("LABEL_STUDIO_API_KEY"),
+                        help="personal access token or legacy token (default $LABEL_STUDIO_API_KEY)")
+    parser.add_argument("--project", type=int, required=True, help="project id")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
 
 
 def _sources(args):
@@ -347,6 +398,13 @@ def _annotate(args) -> int:
     fusion = _fusion_settings(args) if args.fuse else None
     writers = _writers(args, {kind for kind, wanted in (("face", face), ("voice", voice), ("persons", args.fuse))
                               if wanted})
+    if args.plot_format and not args.plot:
+        raise CliError("--plot-format goes with --plot")
+    args.plot = args.plot and (args.plot_format or args.plot)
+    if args.plot and (args.output is None or args.output.is_file()):
+        raise CliError(f"--plot writes NAME.plot.{'png and .html' if args.plot == 'both' else args.plot} beside "
+                       f"the other outputs: it needs -o FOLDER"
+                       + (f" ({args.output} is a file)" if args.output is not None else ""))
     # Every setting, the media and the device are checked before any model is loaded.
     runtime = make_runtime(args.device, args.precision, args.batch_size)
     face_options = detector = voice_options = audio = segmenter = None
@@ -416,6 +474,63 @@ def _annotate(args) -> int:
         else:
             rendered.append((suffix, writer.render(analyses[kind])))
     _write_outputs(args, rendered)
+    if args.plot:
+        _write_plots(args, analyses)
+    return 0
+
+
+def _write_plots(args, analyses) -> None:
+    """The plot of the documents the JSON exports hold, with all 40 emotions: the figure that
+    `empathic plot` draws from files written with `-f json -f persons --top-k 40`."""
+    from .exports.persons_json import persons_document
+    from .plots.series import plot_data
+
+    stem = args.input.stem
+    documents = {}
+    if "face" in analyses:
+        documents[f"{stem}.faces.json"] = analyses["face"].to_dict()
+    if "voice" in analyses:
+        documents[f"{stem}.voice.json"] = analyses["voice"].to_dict()
+    if "persons" in analyses:
+        documents[f"{stem}.persons.json"] = persons_document(analyses["persons"], None)
+    data = plot_data(documents)
+    for extension in ("png", "html") if args.plot == "both" else (args.plot,):
+        _write_figure(data, args.output / f"{stem}.plot.{extension}")
+
+
+def _write_figure(data, target: Path) -> None:
+    if target.suffix.lower() == ".png":
+        from .plots.png import figure, png_bytes
+
+        content = png_bytes(figure(data))
+    else:
+        from .plots.html import figure, page
+
+        content = page(figure(data)).encode("utf-8")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(content)
+    log.info("wrote %s", target)
+
+
+def _plot(args) -> int:
+    import json
+
+    from .plots.series import plot_data
+
+    for target in args.output:
+        if target.suffix.lower() not in (".png", ".html"):
+            raise CliError(f"{target}: a plot is written as .png or .html")
+    documents = {}
+    for path in args.inputs:
+        if not path.is_file():
+            raise CliError(f"{path}: no such file")
+        try:
+            documents[str(path)] = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CliError(f"{path}: not JSON ({exc})") from None
+    data = plot_data(documents, top=args.top)
+    for target in args.output:
+        _write_figure(data, target)
     return 0
 
 
@@ -466,7 +581,8 @@ def _require_models(args, face: bool, voice_options) -> None:
 
 
 def _write_outputs(args, rendered: list[tuple[str, str]]) -> None:
-    if len(rendered) == 1 and (args.output is None or not args.output.is_dir()):
+    # with --plot there are always several outputs: -o is the folder
+    if len(rendered) == 1 and not args.plot and (args.output is None or not args.output.is_dir()):
         text = rendered[0][1]
         if args.output is None:
             sys.stdout.write(text)
@@ -557,11 +673,10 @@ def _work_through_outages(settings, args) -> None:
         wait = min(2 * wait, 30.0)
 
 
-def _prelabel(args) -> int:
-    from .labelstudio.media_fetch import LabelStudioAccess
+def _label_studio(args):
+    """(settings, API client) for a command that talks to Label Studio."""
     from .labelstudio.label_studio_api import LabelStudioApi
-    from .labelstudio.prelabel import prelabel
-    from .labelstudio.service import AnalysisService
+    from .labelstudio.media_fetch import LabelStudioAccess
     from .labelstudio.settings import BackendSettings
 
     if not args.url:
@@ -571,10 +686,66 @@ def _prelabel(args) -> int:
     settings = BackendSettings.from_env().model_copy(update={"label_studio_url": args.url.rstrip("/"),
                                                              "label_studio_api_key": args.api_key})
     access = LabelStudioAccess(settings.label_studio_url, settings.label_studio_api_key)
+    return settings, LabelStudioApi(access)
+
+
+def _prelabel(args) -> int:
+    from .labelstudio.prelabel import prelabel
+    from .labelstudio.service import AnalysisService
+
+    settings, api = _label_studio(args)
     progress = _ProgressBars(not args.quiet)
     try:
-        summary = prelabel(LabelStudioApi(access), args.project, AnalysisService(settings), args.tasks, hook=progress,
+        summary = prelabel(api, args.project, AnalysisService(settings), args.tasks, hook=progress,
                            workers=args.workers)
+    finally:
+        progress.close()
+    print(summary.line())
+    return 0 if not summary.failed else EXIT_ERROR
+
+
+def _read_project(args, api):
+    from .labelstudio.review_source import read_project
+
+    progress = _ProgressBars(not args.quiet)
+    try:
+        return read_project(api, args.project, getattr(args, "model_version", None), hook=progress)
+    finally:
+        progress.close()
+
+
+def _agreement(args) -> int:
+    from .exports.agreement_report import report_html, report_json
+    from .review.agreement import AgreementOptions, agreement
+
+    _, api = _label_studio(args)
+    project = _read_project(args, api)
+    report = agreement(list(project.tasks), AgreementOptions(bin_s=args.bin_s))
+    if not report.tasks_compared:
+        raise CliError(f"project {args.project} has no task with both an annotation and a prediction"
+                       + (f" of model version {project.model_version}" if project.model_version else ""))
+    header = {"project": project.project_id, "project_title": project.title, "model_version": project.model_version,
+              "unreadable_tasks": [{"task_id": t, "reason": why} for t, why in project.unreadable]}
+    args.output.mkdir(parents=True, exist_ok=True)
+    (args.output / "agreement.json").write_text(report_json(report, header), encoding="utf-8")
+    (args.output / "agreement.html").write_text(report_html(report, header), encoding="utf-8")
+    outcomes = report.outcomes
+    print(f"{report.tasks_compared} tasks, {report.annotations_compared} annotations: {outcomes.suggested} "
+          f"suggestions, {outcomes.kept} kept, {outcomes.edited} edited, {outcomes.deleted} deleted, "
+          f"{outcomes.added} regions added; wrote {args.output / 'agreement.json'} and agreement.html")
+    return 0
+
+
+def _export(args) -> int:
+    from .labelstudio.annotation_export import export_annotations
+    from .labelstudio.service import AnalysisService
+
+    settings, api = _label_studio(args)
+    project = _read_project(args, api)
+    progress = _ProgressBars(not args.quiet)
+    try:
+        summary = export_annotations(project, list(dict.fromkeys(args.format or ["json"])), args.output,
+                                     AnalysisService(settings), hook=progress)
     finally:
         progress.close()
     print(summary.line())
@@ -620,8 +791,8 @@ def main(argv: list[str] | None = None) -> int:
                         format="empathic: %(levelname)s: %(message)s", stream=sys.stderr)
     if getattr(args, "offline", False):
         os.environ["HF_HUB_OFFLINE"] = "1"
-    handlers = {"annotate": _annotate, "models": _download, "serve": _serve, "prelabel": _prelabel,
-                "worker": _worker}
+    handlers = {"annotate": _annotate, "plot": _plot, "models": _download, "serve": _serve, "prelabel": _prelabel,
+                "worker": _worker, "agreement": _agreement, "export": _export}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -632,7 +803,8 @@ def main(argv: list[str] | None = None) -> int:
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         known = ("CliError", "MediaError", "MissingWeightsError", "HeadFormatError", "NeutralStatsError",
-                 "ValueError", "FileNotFoundError", "SettingsError", "LabelStudioApiError", "MediaFetchError")
+                 "ValueError", "FileNotFoundError", "SettingsError", "LabelStudioApiError", "MediaFetchError",
+                 "DocumentError")
         prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
         print(f"empathic: error: {prefix}{message}", file=sys.stderr)
         return EXIT_ERROR
