@@ -13,11 +13,13 @@ VENV="${VENV:-.venv}"
 PYTHON="${PYTHON:-python3}"
 
 # ffmpeg (system FFmpeg libraries for torchcodec, and the CLI for users), espeak-ng (test speech),
-# redis-server (cache and job queue). Installed only when missing.
+# redis-server (cache and job queue); with --test also chromium (the browser test drives
+# /usr/bin/chromium through Playwright, which downloads no browser). Installed only when missing.
 need=()
 command -v ffmpeg >/dev/null || need+=(ffmpeg)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v redis-server >/dev/null || need+=(redis-server)
+[[ -n "$extras" && ! -x /usr/bin/chromium ]] && need+=(chromium)
 if [[ ${#need[@]} -gt 0 && "${SKIP_APT:-0}" != "1" ]]; then
     sudo_cmd=""
     [[ "$(id -u)" != "0" ]] && sudo_cmd="sudo"

@@ -148,7 +148,7 @@ def round_trip(label_studio, media, asr_hub_cache, tmp_path_factory):
                 env={"MEDIA_CACHE_DIR": str(folder / "export-media")})
     assert done.returncode == 0, done.stderr
     stem = out / f"task-{task_id}_annotation-{annotation['id']}"
-    return {"face": analyses["face"], "voice": analyses["voice"], "out": out, "stem": stem, "stdout": done.stdout,
+    return {"project": project, "face": analyses["face"], "voice": analyses["voice"], "out": out, "stem": stem, "stdout": done.stdout,
             "coco": json.loads(WriteCOCO().render(analyses["face"])), "vtt": WriteVTT().render(analyses["voice"]),
             "prediction": prediction}
 
@@ -202,3 +202,23 @@ def test_exported_json_and_elan_hold_every_region(round_trip):
     assert spans[0][0] == round(document["segments"][0]["start_time"] * 1000)
     index = json.loads((round_trip["out"] / "index.json").read_text())
     assert index["tasks"][0]["files"] and index["tasks"][0]["annotations"][0]["annotator"].endswith(", 1")
+
+
+def test_a_suggestion_saved_unchanged_agrees_fully_on_video(round_trip, label_studio, tmp_path):
+    """The round trip's annotation is its prediction: every track, segment and timeline range is
+    kept, and every label agrees on every unit (F1 1, kappa 1 where it is defined)."""
+    done = _cli("agreement", "--url", label_studio.url, "--api-key", label_studio.token, "--project",
+                str(round_trip["project"]), "-o", str(tmp_path), "-q")
+    assert done.returncode == 0, done.stderr
+    report = json.loads((tmp_path / "agreement.json").read_text())
+    suggestions = report["suggestions"]
+    regions = {(r["id"], r["type"]) for r in round_trip["prediction"]["result"]
+               if r["type"] in ("videorectangle", "labels", "timelinelabels")}
+    assert suggestions["kept"] == suggestions["suggested"] == len(regions)
+    assert suggestions["edited"] == suggestions["deleted"] == suggestions["added"] == 0
+    kinds = {c["control"]: c["kind"] for c in report["controls"]}
+    assert kinds["face_emotion"] == "track" and kinds["voice_emotion"] == "span"
+    for control in report["controls"]:
+        for label in control["labels"]:
+            assert label["false_positive"] == label["false_negative"] == 0, (control["control"], label)
+            assert label["f1"] == 1.0 and label["kappa"] in (1.0, None)
