@@ -19,6 +19,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ["PYANNOTE_METRICS_ENABLED"] = "false"
 os.environ["TRANSFORMERS_VERBOSITY"] = "error"
+# Stacked voice heads (models/head_stack.py) go with the replicas, never into the user's cache.
+os.environ["EMPATHIC_HEAD_CACHE"] = os.environ["HEAD_CACHE_DIR"] = str(_CACHE_ROOT / "heads")
 sys.path.insert(0, str(Path(__file__).parent))
 
 import pytest  # noqa: E402

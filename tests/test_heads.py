@@ -85,3 +85,37 @@ def test_streamed_heads_equal_a_list_and_the_announced_count_is_checked():
         FusedHeads(iter(states), num_heads=4)
     with pytest.raises(HeadFormatError, match="more than the 2 heads"):
         FusedHeads(iter(states), num_heads=2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_int8_first_layers_stay_close_and_take_a_quarter_of_the_memory(dtype):
+    torch.manual_seed(3)
+    heads = _random_heads(lambda: FaceMLP(512, [32, 16]), 5)
+    pairs = [parse_mlp_state_dict(h.state_dict()) for h in heads]
+    dense = FusedHeads(pairs, dtype=torch.float32)
+    quantised = FusedHeads(pairs, dtype=dtype, first_layer="int8")
+    x = torch.randn(6, 512)
+    expected = dense(x)
+    got = quantised(x)
+    # per-row int8 keeps each weight within half a step of absmax/127
+    assert (got - expected).abs().max() < 0.02 * expected.abs().max() + 0.01
+    assert quantised.first_weight.dtype == torch.int8
+    first_dense = dense.first_weight.numel() * 4
+    first_int8 = quantised.first_weight.numel() + quantised.first_scale.numel() * 4
+    assert first_int8 < first_dense / 3.9
+
+
+def test_int8_without_the_kernel_gives_the_same_scores_as_with_it():
+    heads = _random_heads(lambda: FaceMLP(128, [16, 8]), 3)
+    pairs = [parse_mlp_state_dict(h.state_dict()) for h in heads]
+    fused = FusedHeads(pairs, dtype=torch.bfloat16, first_layer="int8")
+    x = torch.randn(4, 128)
+    with_kernel = fused(x)
+    fused._int8_kernel = False  # the slice-by-slice path that GPUs and fp32 take
+    torch.testing.assert_close(fused(x), with_kernel, atol=2e-2, rtol=2e-2)
+
+
+def test_an_unknown_first_layer_format_is_refused():
+    heads = _random_heads(lambda: FaceMLP(16, [8]), 1)
+    with pytest.raises(ValueError, match="first layer format 'int4'"):
+        FusedHeads([parse_mlp_state_dict(h.state_dict()) for h in heads], first_layer="int4")

@@ -5,6 +5,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 import webvtt
 
 from empathic.audio import AudioClip, decode_audio
@@ -164,3 +165,50 @@ def test_voice_json_keeps_all_40_emotions(two_voices, voice_model_small):
     assert all(len(s["emotions"]) == 40 and len(s["attributes"]) == 15 for s in document["segments"])
     head_keys = {file_key_of(n) for n in VOICE_MODELS["small"].head_file_names()}
     assert len(head_keys) == 55
+
+
+def test_int8_heads_score_close_to_fp32_and_say_so(two_voices, voice_hub_cache, cpu_runtime, voice_model_small):
+    quantised = VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, head_precision="int8")
+    clips = [decode_audio(two_voices.path).window(start, start + 5) for start in (0, 5)]
+    dense, small = voice_model_small.raw_scores(clips), quantised.raw_scores(clips)
+    spread = dense[:, :40].std(axis=1).mean()
+    assert np.abs(small - dense).max() < 0.05 * spread + 1e-3
+    assert quantised.heads.first_weight.dtype == torch.int8
+    assert quantised.info.precision == "fp32, heads int8" and voice_model_small.info.precision == "fp32"
+    with pytest.raises(ValueError, match="unknown head precision 'int4'"):
+        VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, head_precision="int4")
+
+
+def test_stacked_heads_are_written_once_then_mapped(two_voices, voice_hub_cache, cpu_runtime, voice_model_small,
+                                                    tmp_path, caplog):
+    import logging
+
+    clips = [decode_audio(two_voices.path).window(0, 5)]
+    with caplog.at_level(logging.INFO, logger="empathic.models.head_stack"):
+        first = VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, head_precision="int8",
+                                       head_cache=tmp_path)
+        written = list(tmp_path.glob("*.safetensors"))
+        second = VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, head_precision="int8",
+                                        head_cache=tmp_path)
+    assert len(written) == 1 and "wrote stacked heads" in caplog.text and "heads mapped from" in caplog.text
+    np.testing.assert_array_equal(second.raw_scores(clips), first.raw_scores(clips))
+    # another precision is another stack; a damaged stack is read past, not trusted
+    VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, head_cache=tmp_path)
+    assert len(list(tmp_path.glob("*.safetensors"))) == 2
+    written[0].write_bytes(b"not a safetensors file")
+    third = VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, head_precision="int8", head_cache=tmp_path)
+    np.testing.assert_array_equal(third.raw_scores(clips), first.raw_scores(clips))
+
+
+def test_only_the_attribute_heads_asked_for_are_loaded(two_voices, voice_hub_cache, cpu_runtime, voice_model_small):
+    clips = [decode_audio(two_voices.path).window(0, 5)]
+    some = VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, attributes=("arousal", "valence"))
+    none = VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, attributes=())
+    full = voice_model_small.raw_scores(clips)
+    assert none.heads.num_heads == 40 and some.heads.num_heads == 42
+    np.testing.assert_allclose(none.raw_scores(clips), full[:, :40], atol=1e-5)
+    order = list(voice_model_small.attribute_ids)
+    picked = [40 + order.index(a) for a in some.attribute_ids]
+    np.testing.assert_allclose(some.raw_scores(clips)[:, 40:], full[:, picked], atol=1e-5)
+    with pytest.raises(ValueError, match="has no attribute head warmth"):
+        VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, attributes=("warmth",))

@@ -239,9 +239,13 @@ class AnalysisService:
     def analyze_voice(self, path: Path, options: VoiceAnalysisOptions, size: str,
                       transcribe: bool = False, hook=None, cached_only: bool = False) -> VoiceAnalysis | None:
         encoder = self.settings.voice_encoder
+        heads = self.settings.head_precision
         info = self._identity(("voice", size, encoder), lambda: VoiceEmotionModel.describe(
-            *VoiceEmotionModel.locate(size, self.sources, encoder), self.runtime))
+            *VoiceEmotionModel.locate(size, self.sources, encoder), self.runtime, heads))
         parameters = options.as_parameters() + (("analysis_version", __version__),)
+        attributes = self.settings.voice_attribute_ids()
+        if attributes is not None:  # an analysis with fewer attribute heads is another analysis
+            parameters += (("voice_attributes", ",".join(attributes) or "none"),)
         if transcribe:
             parameters += (("transcription_model", self.settings.asr_model),
                            ("transcription_language", self.settings.language or "auto"))
@@ -250,7 +254,7 @@ class AnalysisService:
         if analysis is None and not cached_only:
             self.count("voice_cache_misses")
             model = self._model(("voice", size, encoder),
-                                lambda: VoiceEmotionModel.load(size, self.sources, self.runtime, encoder=encoder))
+                                lambda: self._load_voice(size))
             segmenter = make_segmenter(options, path, sources=self.sources, device=str(self.runtime.device))
             transcriber = None
             if transcribe:
@@ -306,8 +310,13 @@ class AnalysisService:
         self._model(("face", settings.face_model_size),
                     lambda: FaceEmotionModel.load(settings.face_model_size, self.sources, self.runtime))
         self._model(("voice", settings.voice_model_size, settings.voice_encoder),
-                    lambda: VoiceEmotionModel.load(settings.voice_model_size, self.sources, self.runtime,
-                                                   encoder=settings.voice_encoder))
+                    lambda: self._load_voice(settings.voice_model_size))
+
+    def _load_voice(self, size: str) -> VoiceEmotionModel:
+        settings = self.settings
+        return VoiceEmotionModel.load(size, self.sources, self.runtime, encoder=settings.voice_encoder,
+                                      head_precision=settings.head_precision,
+                                      attributes=settings.voice_attribute_ids(), head_cache=settings.head_cache())
 
     @property
     def jobs_started(self) -> bool:

@@ -26,6 +26,9 @@ ENVIRONMENT = {
     "basic_auth_pass": "BASIC_AUTH_PASS",
     "device": "DEVICE",
     "precision": "PRECISION",
+    "head_precision": "HEAD_PRECISION",
+    "voice_attributes": "VOICE_ATTRIBUTES",
+    "head_cache_dir": "HEAD_CACHE_DIR",
     "face_model_size": "FACE_MODEL_SIZE",
     "voice_model_size": "VOICE_MODEL_SIZE",
     "voice_encoder": "VOICE_ENCODER",
@@ -76,6 +79,11 @@ class BackendSettings(BaseModel):
     basic_auth_pass: str | None = Field(default=None, repr=False)
     device: str = "auto"
     precision: str = "auto"
+    head_precision: str = Field(default="auto", pattern="^(auto|fp32|bf16|fp16|int8)$")  # voice heads
+    # Attribute heads loaded beside the 40 emotions: all, none, or a comma-separated list of ids
+    # (a labeling config's Number control needs its attribute).
+    voice_attributes: str = "all"
+    head_cache_dir: str = "~/.cache/empathic/heads"  # a stacked copy of the voice heads; "off": none
     face_model_size: str = Field(default="small", pattern="^(small|large)$")
     voice_model_size: str = Field(default="small", pattern="^(small|large)$")
     voice_encoder: str = Field(default="emowhisper", pattern="^(emowhisper|bud-e-whisper)$")
@@ -125,6 +133,19 @@ class BackendSettings(BaseModel):
         if value and not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
+
+    def voice_attribute_ids(self) -> tuple[str, ...] | None:
+        """None: every attribute head; () none; else these ids."""
+        wanted = self.voice_attributes.strip().lower()
+        if wanted == "all":
+            return None
+        if wanted == "none":
+            return ()
+        return tuple(item.strip() for item in self.voice_attributes.split(",") if item.strip())
+
+    def head_cache(self) -> Path | None:
+        value = self.head_cache_dir.strip()
+        return None if value.lower() in ("", "off", "none") else Path(value).expanduser()
 
     def media_policy(self):
         from .media_policy import MediaPolicy

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import logging
 from dataclasses import dataclass
 
 import torch
+
+log = logging.getLogger(__name__)
 
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -20,10 +24,30 @@ class Runtime:
         return next(name for name, dtype in PRECISIONS.items() if dtype == self.dtype)
 
 
+@functools.cache
+def native_bf16() -> bool:
+    """Whether this CPU multiplies bf16 natively (AVX512_BF16 or AMX): oneDNN says so, and PyTorch
+    dispatches to AVX512 code. Elsewhere bf16 is emulated and slower than fp32."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported()
+                    and torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX"))
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def auto_precision(device: torch.device) -> tuple[str, str]:
+    """(precision, why) for --precision auto."""
+    if device.type == "cuda":
+        return "bf16", "GPU (tensor cores)"
+    if native_bf16():
+        return "bf16", "CPU with native bf16 (AVX512_BF16/AMX)"
+    return "fp32", "CPU without native bf16 (emulated bf16 is slower than fp32)"
+
+
 def make_runtime(device: str = "auto", precision: str = "auto", batch_size: int | None = None) -> Runtime:
-    """auto device: CUDA when present. auto precision: bf16 on CUDA (tensor cores), fp32 on CPU:
-    the reference's own precision, and with PyPI's CUDA build of torch bf16 matrix products on a
-    CPU are slower, not faster (measured 0.16x for the SigLIP tower, see bench/bench_siglip.py)."""
+    """auto device: CUDA when present. auto precision: bf16 on a GPU and on a CPU that computes
+    bf16 natively, fp32 on other CPUs (see ``auto_precision``; the figures behind it are in
+    bench/bench_precision.py and the README)."""
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     if device.startswith("cuda") and not torch.cuda.is_available():
@@ -32,7 +56,8 @@ def make_runtime(device: str = "auto", precision: str = "auto", batch_size: int 
         raise ValueError(f"unknown device {device!r}: use auto, cpu, cuda or cuda:N")
     torch_device = torch.device(device)
     if precision == "auto":
-        precision = "bf16" if torch_device.type == "cuda" else "fp32"
+        precision, why = auto_precision(torch_device)
+        log.info("precision auto: %s on %s (%s)", precision, torch_device, why)
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: use auto, {', '.join(PRECISIONS)}")
     if batch_size is None:

@@ -8,7 +8,7 @@ to 30 s -> encoder ``last_hidden_state`` [B, 1500, d_model], not pooled, flatten
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,14 +20,46 @@ from ..registry import BACKBONE_PATTERNS, VOICE_ENCODERS, HeadSet, RepoRef, voic
 from ..results import EmotionScore, ModelInfo
 from ..scoring import score_rows
 from .face import BACKBONE_REQUIRED_FILES
-from .heads import FusedHeads
-from .runtime import Runtime
+from .head_stack import load_stacked_heads
+from .runtime import PRECISIONS, Runtime
 
 WINDOW_S = 30.0  # one Whisper input window
 SEGMENTS_PER_HEAD_PASS = 64  # segments sharing one read of the head weights (see raw_scores)
 DEFAULT_ENCODER = "emowhisper"
 # Some Whisper fine-tunes publish only PyTorch pickles; transformers prefers safetensors if both.
 ENCODER_PATTERNS = BACKBONE_PATTERNS + ("pytorch_model.bin",)
+HEAD_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+
+
+def head_format(head_precision: str, runtime: Runtime) -> tuple[torch.dtype, str, str]:
+    """(the heads' dtype, their first layer's format, the name outputs record) for --head-precision.
+    auto follows the runtime's precision; int8 keeps the first layers in int8 (a quarter of the
+    fp32 memory) and the rest in the runtime's precision."""
+    if head_precision not in HEAD_PRECISIONS:
+        raise ValueError(f"unknown head precision {head_precision!r}: use {', '.join(HEAD_PRECISIONS)}")
+    if head_precision == "auto":
+        return runtime.dtype, "dense", runtime.precision_name
+    if head_precision == "int8":
+        return runtime.dtype, "int8", "int8"
+    return PRECISIONS[head_precision], "dense", head_precision
+
+
+def with_attributes(spec: HeadSet, attributes: tuple[str, ...] | None) -> HeadSet:
+    """The head set with only these attribute heads (None: all of them), in the model's order."""
+    if attributes is None:
+        return spec
+    known = {d.id for d in spec.dimensions}
+    unknown = sorted(set(attributes) - known)
+    if unknown:
+        raise ValueError(f"{spec.repo.repo_id} has no attribute head {', '.join(unknown)}; it has "
+                         f"{', '.join(d.id for d in spec.dimensions)}")
+    return replace(spec, dimensions=tuple(d for d in spec.dimensions if d.id in set(attributes)))
+
+
+def recorded_precision(runtime: Runtime, head_precision: str) -> str:
+    """``bf16``, or ``bf16, heads int8`` where the heads differ from the encoder."""
+    heads = head_format(head_precision, runtime)[2]
+    return runtime.precision_name if heads == runtime.precision_name else f"{runtime.precision_name}, heads {heads}"
 
 
 def voice_encoder(name: str) -> RepoRef:
@@ -88,34 +120,45 @@ class LoadedFiles:
 class VoiceEmotionModel:
     """Scores voice clips (<= 30 s each) with every head of one Empathic Insight voice model."""
 
-    def __init__(self, spec: HeadSet, encoder_ref: RepoRef, files: LoadedFiles, runtime: Runtime):
+    def __init__(self, spec: HeadSet, encoder_ref: RepoRef, files: LoadedFiles, runtime: Runtime,
+                 head_precision: str = "auto", attributes: tuple[str, ...] | None = None,
+                 head_cache: Path | None = None):
+        """``attributes``: the attribute heads to load (None: all; the 40 emotion heads always
+        load, shares are a softmax over all of them). ``head_cache``: where the stacked copy of
+        the heads is kept (``head_stack``; None: none)."""
+        spec = with_attributes(spec, attributes)
         self.spec = spec
         self.runtime = runtime
         self.embedder = WhisperEmbedder(files.encoder.path, runtime)
-        # The heads take the runtime's precision (bf16 on a GPU halves 16/32 GB of weights) and
-        # are stacked straight onto the device, one file at a time.
-        self.heads = FusedHeads.from_files([files.heads.path / f for f in spec.head_file_names()],
-                                           dtype=runtime.dtype, device=runtime.device)
+        # The heads take the runtime's precision (bf16 halves 16/32 GB of weights, int8 first
+        # layers quarter them) and are stacked straight onto the device, one file at a time.
+        dtype, first_layer, _ = head_format(head_precision, runtime)
+        self.heads = load_stacked_heads([files.heads.path / f for f in spec.head_file_names()], dtype,
+                                        runtime.device, first_layer, head_cache)
         expected = self.embedder.positions * self.embedder.d_model
         if self.heads.input_size != expected:
             raise ValueError(
                 f"{spec.repo.repo_id} heads take {self.heads.input_size} inputs but {encoder_ref.repo_id} "
                 f"gives {self.embedder.positions} x {self.embedder.d_model} = {expected}")
         self.attribute_ids = tuple(d.id for d in spec.dimensions)
-        self.info = self.describe(spec, encoder_ref, files, runtime)
+        self.info = self.describe(spec, encoder_ref, files, runtime, head_precision)
 
     @staticmethod
-    def describe(spec: HeadSet, encoder_ref: RepoRef, files: LoadedFiles, runtime: Runtime) -> ModelInfo:
+    def describe(spec: HeadSet, encoder_ref: RepoRef, files: LoadedFiles, runtime: Runtime,
+                 head_precision: str = "auto") -> ModelInfo:
         """What a loaded model will record, known without loading it (cache keys need it)."""
         return ModelInfo(
             modality="voice", model_size=spec.size, repo=spec.repo.repo_id, revision=files.heads.commit,
             requested_revision=spec.repo.revision, backbone_repo=encoder_ref.repo_id,
-            backbone_revision=files.encoder.commit, precision=runtime.precision_name)
+            backbone_revision=files.encoder.commit, precision=recorded_precision(runtime, head_precision))
 
     @classmethod
-    def load(cls, size: str, sources: WeightSources, runtime: Runtime,
-             encoder: str = DEFAULT_ENCODER) -> "VoiceEmotionModel":
-        return cls(*cls.locate(size, sources, encoder), runtime)
+    def load(cls, size: str, sources: WeightSources, runtime: Runtime, encoder: str = DEFAULT_ENCODER,
+             head_precision: str = "auto", attributes: tuple[str, ...] | None = None,
+             head_cache: Path | None = None) -> "VoiceEmotionModel":
+        head_format(head_precision, runtime)  # an unknown name fails before anything is read
+        with_attributes(voice_model(size), attributes)
+        return cls(*cls.locate(size, sources, encoder), runtime, head_precision, attributes, head_cache)
 
     @staticmethod
     def needs(size: str, encoder: str = DEFAULT_ENCODER) -> tuple[ModelNeed, ...]:
