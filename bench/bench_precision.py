@@ -14,6 +14,12 @@
                                                           int8 with fp32 activations; HEADS (default 8)
                                                           of them fused for the time per segment
 
+  python bench/bench_precision.py load [HEADS]            HEADS (default 8) real-size Voice-Small head
+                                                          files written as the hub holds them, loaded
+                                                          from the files (cold) and from their stacked
+                                                          copy (warm), for bf16 and int8, times scaled
+                                                          to 55 heads
+
 Weights are random (the real ones cannot be downloaded here), so the figures are about arithmetic,
 not about LAION's trained heads: the raw outputs' differences, set against the spread of the raw
 scores across the 40 emotions, and how often the top-1 / top-3 / top-5 emotions stay the same.
@@ -118,7 +124,7 @@ def bench_faces(count: int) -> dict:
 def speech_windows(count: int) -> list[np.ndarray]:
     if shutil.which("espeak-ng") is None:
         raise SystemExit("espeak-ng is needed for the voice windows (apt-get install espeak-ng)")
-    import soundfile
+    from empathic.audio import decode_audio
 
     sentences = ["I can't believe you did that, this is wonderful news", "Please leave me alone, I am tired",
                  "What on earth is going on here", "Well, I suppose that is fine with me",
@@ -129,9 +135,7 @@ def speech_windows(count: int) -> list[np.ndarray]:
         path = folder / f"{n}.wav"
         subprocess.run(["espeak-ng", "-v", ["en", "en-us", "en-gb"][n % 3], "-s", str(140 + 10 * (n % 4)),
                         "-w", str(path), sentences[n % len(sentences)]], check=True)
-        audio, rate = soundfile.read(path, dtype="float32")
-        audio = np.interp(np.arange(0, len(audio), rate / 16000), np.arange(len(audio)), audio).astype(np.float32)
-        clips.append(audio[:16000 * 5])
+        clips.append(decode_audio(path).window(0, 5))  # 16 kHz mono, as the pipeline decodes
     shutil.rmtree(folder, ignore_errors=True)
     return clips
 
@@ -193,6 +197,54 @@ def bench_voice(count: int, timed_heads: int) -> dict:
             "vs_fp32": {mode: compare(raw["fp32"], raw[mode]) for mode in modes if mode != "fp32"}}
 
 
+def drop_page_cache() -> bool:
+    """Whether the kernel's page cache could be emptied (root only), so that cold loads read the disk."""
+    try:
+        os.sync()
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+        return True
+    except OSError:
+        return False
+
+
+def bench_load(count: int) -> dict:
+    from empathic.models.head_stack import load_stacked_heads
+
+    folder = Path(tempfile.mkdtemp(prefix="bench-heads-"))
+    generator = torch.Generator().manual_seed(3)
+    paths = []
+    for n in range(count):
+        head = voice_head(generator, 1500 * 768)
+        names = ["proj"] + [f"mlp.{2 + 3 * i}" for i in range(len(head) - 1)]
+        state = {f"{name}.{kind}": tensor for name, (w, b) in zip(names, head)
+                 for kind, tensor in (("weight", w), ("bias", b))}
+        paths.append(folder / f"model_{n}_best.pth")
+        torch.save(state, paths[-1])
+    results = {}
+    try:
+        for name, dtype, first_layer in (("bf16", torch.bfloat16, "dense"), ("int8", torch.bfloat16, "int8")):
+            cache = folder / f"stack-{name}"
+            dropped = drop_page_cache()
+            start = time.perf_counter()
+            load_stacked_heads(paths, dtype, "cpu", first_layer, cache)  # reads the files, writes the stack
+            cold = time.perf_counter() - start
+            drop_page_cache()
+            start = time.perf_counter()
+            heads = load_stacked_heads(paths, dtype, "cpu", first_layer, cache)
+            warm_map = time.perf_counter() - start
+            start = time.perf_counter()
+            heads(torch.zeros(1, heads.input_size, dtype=dtype))  # first use pages the weights in
+            warm_first_use = time.perf_counter() - start
+            results[name] = {"cold_load_and_write_s_55": cold * 55 / count,
+                             "warm_map_s_55": warm_map * 55 / count,
+                             "warm_first_pass_s_55": warm_first_use * 55 / count,
+                             "stack_gb_55": sum(p.stat().st_size for p in cache.glob("*.safetensors")) * 55 / count / 1e9,
+                             "page_cache_dropped": dropped}
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    return {"mode": "load", "heads": count, "threads": torch.get_num_threads(), **results}
+
+
 def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "faces"
     threads = os.environ.get("OMP_NUM_THREADS")
@@ -200,10 +252,12 @@ def main() -> None:
         torch.set_num_threads(int(threads))
     if mode == "faces":
         result = bench_faces(int(sys.argv[2]) if len(sys.argv) > 2 else 48)
+    elif mode == "load":
+        result = bench_load(int(sys.argv[2]) if len(sys.argv) > 2 else 8)
     elif mode == "voice":
         result = bench_voice(int(sys.argv[2]) if len(sys.argv) > 2 else 8, int(sys.argv[3]) if len(sys.argv) > 3 else 8)
     else:
-        raise SystemExit(f"unknown mode {mode!r}: faces or voice")
+        raise SystemExit(f"unknown mode {mode!r}: faces, voice or load")
     print(json.dumps(result, default=lambda v: round(v, 5) if isinstance(v, float) else str(v)))
 
 
