@@ -15,7 +15,7 @@ from pathlib import Path
 import av
 import cv2
 import numpy as np
-from skimage.data import astronaut
+from skimage.data import astronaut, chelsea, coffee
 
 HEAD_CROP = (slice(20, 260), slice(130, 330))  # rows, cols of the astronaut photo around her head
 FACE_IN_CROP = (47, 46, 95, 95)  # Haar's face box inside that crop: x, y, w, h
@@ -126,6 +126,79 @@ def numbered_video(path: Path, count: int, fps: int = 30, gop: int = 30, width: 
         draw_frame_number(canvas, i)
         frames.append(canvas)
     return write_video(path, frames, times_s=times_s, fps=fps, gop=gop)
+
+
+# Stills for detection: the astronaut's face at known sizes, turned, blurred, darkened or brightened,
+# on textured noise beside a cat and a cup of coffee (things that are not faces).
+ASTRONAUT_FACE = (177, 66, 95, 95)  # Haar's box in the 512 px photo: x, y, w, h
+FACE_SIZE_BUCKETS = ((30, 40), (40, 60), (60, 100), (100, 200), (200, 300))  # box sides in pixels
+FACE_PATCH_MARGIN = 0.45  # of the face's size, kept around it when pasted
+
+
+def face_patch(size: float, mirror: bool = False, gain: float = 1.0, angle_deg: float = 0.0,
+               blur_px: float = 0.0) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """The astronaut's face with a margin around it, scaled so that its box is ``size`` pixels, and
+    that box inside the patch."""
+    x, y, w, h = ASTRONAUT_FACE
+    margin = round(FACE_PATCH_MARGIN * w)
+    top, left = max(0, y - margin), x - margin
+    photo = astronaut()[top:y + h + margin, left:x + w + margin]
+    fx, fy = x - left, y - top
+    if mirror:
+        photo = photo[:, ::-1]
+        fx = photo.shape[1] - fx - w
+    s = size / w
+    patch = cv2.resize(photo, None, fx=s, fy=s, interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+    box = (fx * s, fy * s, w * s, h * s)
+    if angle_deg:
+        centre = (box[0] + box[2] / 2, box[1] + box[3] / 2)
+        patch = cv2.warpAffine(patch, cv2.getRotationMatrix2D(centre, angle_deg, 1.0),
+                               (patch.shape[1], patch.shape[0]), borderMode=cv2.BORDER_REFLECT)
+    if blur_px:
+        patch = cv2.GaussianBlur(patch, (0, 0), blur_px)
+    return np.clip(patch.astype(np.float32) * gain, 0, 255).astype(np.uint8), box
+
+
+@dataclass(frozen=True)
+class FacesScene:
+    rgb: np.ndarray
+    faces: tuple[tuple[float, float, float, float], ...]  # where each pasted face's box is: x, y, w, h
+
+
+def faces_scene(seed: int, width: int = 1280, height: int = 720,
+                sizes: tuple[float, ...] | None = None) -> FacesScene:
+    """A frame with one face of each size in ``sizes`` (default: a random size from each of
+    FACE_SIZE_BUCKETS), each mirrored or not, turned up to 12 degrees, blurred up to 1.5 px and
+    darkened or brightened, at random places where no two overlap."""
+    rng = np.random.default_rng(seed)
+    noise = rng.integers(40, 220, (height // 4, width // 4, 3), dtype=np.uint8)
+    canvas = cv2.resize(cv2.GaussianBlur(noise, (0, 0), 1.5), (width, height), interpolation=cv2.INTER_LINEAR)
+    canvas = np.clip(canvas.astype(np.int16) + rng.integers(-20, 21, canvas.shape), 0, 255).astype(np.uint8)
+    if sizes is None:
+        sizes = tuple(rng.uniform(low, high) for low, high in FACE_SIZE_BUCKETS)
+    taken: list[tuple[int, int, int, int]] = []
+
+    def place(image: np.ndarray) -> tuple[int, int] | None:
+        h, w = image.shape[:2]
+        for _ in range(200):
+            x, y = int(rng.integers(0, width - w + 1)), int(rng.integers(0, height - h + 1))
+            if all(x + w <= a or a + c <= x or y + h <= b or b + d <= y for a, b, c, d in taken):
+                taken.append((x, y, w, h))
+                canvas[y:y + h, x:x + w] = image
+                return x, y
+        return None
+
+    faces = []
+    for size in sorted(sizes, reverse=True):  # the largest first, while there is room
+        patch, (fx, fy, fw, fh) = face_patch(size, bool(rng.integers(2)), rng.uniform(0.6, 1.25),
+                                             rng.uniform(-12, 12), rng.uniform(0, 1.5))
+        at = place(patch)
+        if at is not None:
+            faces.append((at[0] + fx, at[1] + fy, fw, fh))
+    for thing in (chelsea(), coffee()):
+        scale = rng.uniform(0.3, 0.6)
+        place(cv2.resize(thing, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA))
+    return FacesScene(canvas, tuple(faces))
 
 
 # Speech: two espeak-ng voices (a lower male US voice, a higher female UK voice) with silence
