@@ -55,6 +55,19 @@ def test_no_face_is_an_empty_valid_document_and_exit_0(media_dir, hub_cache):
     assert "no face found" in result.stderr
 
 
+def test_face_search_choice_is_recorded_and_gives_the_same_boxes(clip, hub_cache):
+    documents = {search: json.loads(run("annotate", clip, "--pps", "1", "-q", "--haar-search", search,
+                                        check=True).stdout)
+                 for search in ("local", "exhaustive")}
+    for search, document in documents.items():
+        assert document["info"]["parameters"]["haar_search"] == search
+    boxes = {search: [a["bbox"] for a in d["annotations"]] for search, d in documents.items()}
+    assert len(boxes["local"]) == len(boxes["exhaustive"]) == 2
+    assert all(abs(a - b) <= 3 for local, full in zip(*boxes.values()) for a, b in zip(local, full))
+    usage = run("annotate", clip, "--haar-search", "fast")
+    assert usage.returncode == 2 and "invalid choice: 'fast'" in usage.stderr
+
+
 def _assert_one_line_error(result, *fragments):
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()

@@ -212,6 +212,10 @@ def test_settings_come_from_the_environment_with_one_line_errors():
         BackendSettings.from_env({"FACE_PPS": "-1"})
     with pytest.raises(SettingsError, match="LABEL_STUDIO_URL"):
         BackendSettings.from_env({"LABEL_STUDIO_URL": "ls:8080"})
+    assert BackendSettings().haar_search == "local"
+    assert BackendSettings.from_env({"HAAR_SEARCH": "exhaustive"}).haar_search == "exhaustive"
+    with pytest.raises(SettingsError, match="HAAR_SEARCH"):
+        BackendSettings.from_env({"HAAR_SEARCH": "fast"})
     assert json.loads(BackendSettings().model_dump_json())["model_version"].startswith("empathic-")
 
 

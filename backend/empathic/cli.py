@@ -106,6 +106,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="margin around the face in the crop, as a fraction of its size (default 0.2)")
     faces.add_argument("--detect-width", type=int, default=1280,
                        help="frames wider than this are scaled down for detection (default 1280; 0 = never)")
+    faces.add_argument("--haar-search", choices=["local", "exhaustive"], default="local",
+                       help="haar: local (default) runs the full cascade only where a quick pass proposes "
+                            "faces (the same faces, about twice as fast); exhaustive runs it over the whole frame")
     faces.add_argument("--max-faces", type=int, default=None, help="keep the N largest faces per frame")
     voices = annotate.add_argument_group("voices")
     voices.add_argument("--segmentation", choices=["fixed", "vad", "diarization", "scene"], default="fixed",
@@ -442,7 +445,7 @@ def _annotate(args) -> int:
             pps=args.face_pps or args.pps or 1.0, detector=args.detector, crop_margin=args.crop_margin,
             detection=DetectorOptions(confidence_threshold=args.confidence_threshold,
                                       min_face_size=args.min_face_size, detect_width=args.detect_width,
-                                      max_faces=args.max_faces))
+                                      max_faces=args.max_faces, haar_search=args.haar_search))
         detector = make_detector(face_options.detector, face_options.detection)
     progress = _ProgressBars(not args.quiet)
     if voice:

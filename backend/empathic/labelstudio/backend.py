@@ -170,7 +170,7 @@ class EmpathicBackend:
     def _face_options(self, video: ObjectPlan) -> FaceAnalysisOptions:
         settings = self.service.settings
         return FaceAnalysisOptions(pps=_first(video, "pps") or settings.face_pps, detector=settings.detector,
-                                   detection=DetectorOptions())
+                                   detection=DetectorOptions(haar_search=settings.haar_search))
 
     def predict_now(self, task: dict, hook=None, known: dict | None = None) -> dict:
         """The prediction of one task, computed here if need be; raises when it cannot be made."""

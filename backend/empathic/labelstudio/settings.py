@@ -36,6 +36,7 @@ ENVIRONMENT = {
     "voice_pps": "VOICE_PPS",
     "segmentation": "SEGMENTATION",
     "detector": "DETECTOR",
+    "haar_search": "HAAR_SEARCH",
     "diarization_pipeline": "DIARIZATION_PIPELINE",
     "weights_dir": "EMPATHIC_WEIGHTS_DIR",
     "gpu_concurrency": "GPU_CONCURRENCY",
@@ -91,6 +92,7 @@ class BackendSettings(BaseModel):
     voice_pps: float = Field(default=0.2, gt=0)
     segmentation: str = Field(default="fixed", pattern="^(fixed|vad|diarization|scene)$")
     detector: str = "haar"
+    haar_search: str = Field(default="local", pattern="^(local|exhaustive)$")  # see faces/haar_local.py
     diarization_pipeline: str | None = None
     weights_dir: Path | None = None
     gpu_concurrency: int = Field(default=1, ge=1)
