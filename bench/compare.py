@@ -37,7 +37,6 @@ time). --json adds the same figures as one JSON line. Nothing reaches the networ
 from __future__ import annotations
 
 import argparse
-import contextlib
 import dataclasses
 import gc
 import hashlib
@@ -72,6 +71,7 @@ from empathic.hub import ModelNeed, WeightSources, resolve_needs  # noqa: E402
 from empathic.media import probe  # noqa: E402
 from empathic.models.face import BACKBONE_REQUIRED_FILES, FaceEmotionModel  # noqa: E402
 from empathic.models.heads import load_head_file  # noqa: E402
+from empathic.models.quiet import quiet_transformers  # noqa: E402
 from empathic.models.runtime import make_runtime  # noqa: E402
 from empathic.models.voice import DEFAULT_ENCODER, ENCODER_PATTERNS, VoiceEmotionModel  # noqa: E402
 from empathic.models.voice import LoadedFiles as VoiceFiles  # noqa: E402
@@ -383,21 +383,6 @@ class ProjectVoice:
 
 # ---------------------------------------------------------------------------------------------
 # (a) the baseline, structured as peer scripts are
-
-
-@contextlib.contextmanager
-def quiet_transformers():
-    """No progress bars or unused-weight notes (the text tower, the decoder) while saving or loading."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        hf_logging.enable_progress_bar()
 
 
 def sequential_head(layers: list[tuple[torch.Tensor, torch.Tensor]]) -> nn.Sequential:

@@ -212,3 +212,18 @@ def test_only_the_attribute_heads_asked_for_are_loaded(two_voices, voice_hub_cac
     np.testing.assert_allclose(some.raw_scores(clips)[:, 40:], full[:, picked], atol=1e-5)
     with pytest.raises(ValueError, match="has no attribute head warmth"):
         VoiceEmotionModel.load("small", WeightSources(), cpu_runtime, attributes=("warmth",))
+
+
+def test_attribute_and_head_cache_settings_read_the_same_everywhere(tmp_path):
+    from pathlib import Path
+
+    from empathic.labelstudio.settings import BackendSettings
+    from empathic.models.head_stack import head_cache_dir
+    from empathic.models.voice import attribute_selection
+
+    assert attribute_selection("all") is None and attribute_selection("None") == ()
+    assert attribute_selection(" valence, arousal ") == ("valence", "arousal")
+    assert head_cache_dir("off") is None and head_cache_dir("") is None
+    assert head_cache_dir("~/heads") == Path.home() / "heads"
+    settings = BackendSettings(voice_attributes="valence", head_cache_dir=str(tmp_path))
+    assert settings.voice_attribute_ids() == ("valence",) and settings.head_cache() == tmp_path

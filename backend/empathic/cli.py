@@ -377,19 +377,12 @@ def _probe_video(path: Path):
 
 
 def _voice_attributes(args) -> tuple[str, ...] | None:
-    """None: every attribute head; () none; else these."""
-    wanted = args.voice_attributes.strip()
-    if wanted == "auto":
+    """None: every attribute head; () none; else these. auto: all where an output shows them."""
+    from .models.voice import attribute_selection
+
+    if args.voice_attributes.strip() == "auto":
         return None if "json" in (args.format or []) or args.plot else ()
-    if wanted == "all":
-        return None
-    if wanted == "none":
-        return ()
-    return tuple(item.strip() for item in wanted.split(",") if item.strip())
-
-
-def _head_cache(value: str | None) -> Path | None:
-    return None if value is None or value.strip().lower() in ("", "off", "none") else Path(value).expanduser()
+    return attribute_selection(args.voice_attributes)
 
 
 def _voice_options(args):
@@ -476,6 +469,7 @@ def _annotate(args) -> int:
                             len(analyses["face"].frames))
             del model
         if voice:
+            from .models.head_stack import head_cache_dir
             from .models.voice import VoiceEmotionModel
             from .voice_analysis import analyze_voice
 
@@ -487,7 +481,7 @@ def _annotate(args) -> int:
                                                language=args.language)
             model = VoiceEmotionModel.load(args.model_size, _sources(args), runtime, encoder=args.voice_encoder,
                                            head_precision=args.head_precision, attributes=_voice_attributes(args),
-                                           head_cache=_head_cache(args.head_cache))
+                                           head_cache=head_cache_dir(args.head_cache))
             analyses["voice"] = analyze_voice(args.input, model, voice_options, hook=progress, audio=audio,
                                               segmenter=segmenter, transcriber=transcriber)
             if not analyses["voice"].segments:

@@ -22,7 +22,7 @@ import numpy as np
 
 from ..review.regions import RegionSet, Span, Track, track_boxes
 from .coco import FACE_CATEGORY_ID, frame_file_name
-from .eaf import eaf_text, link_media
+from .eaf import eaf_text, link_media, milliseconds
 from .webvtt import escape, timestamp
 
 DOCUMENT_VERSION = 1
@@ -142,10 +142,6 @@ def to_document(regions: RegionSet, media: MediaFacts, task_id: int | None = Non
             "clip": {control: list(labels) for control, labels in regions.clip_choices}}
 
 
-def _ms(seconds: float) -> int:
-    return int(round(seconds * 1000))
-
-
 def _lanes(items: list[tuple[int, int, str]]) -> list[list[tuple[int, int, str]]]:
     """Overlapping annotations on separate lanes (an ELAN tier holds no overlaps)."""
     lanes: list[list[tuple[int, int, str]]] = []
@@ -172,17 +168,19 @@ def to_eaf(regions: RegionSet, media: MediaFacts):
     tiers: dict[str, list[tuple[int, int, str]]] = {}
     for span in regions.spans:
         text = ", ".join(label for _, labels in span.all_labels() for label in labels)
-        tiers.setdefault(span.control, []).append((_ms(span.start_s), _ms(span.end_s), text))
+        start_ms, end_ms = milliseconds(span.start_s), milliseconds(span.end_s)
+        tiers.setdefault(span.control, []).append((start_ms, end_ms, text))
         if span.text:
-            tiers.setdefault(f"{span.control} transcript", []).append((_ms(span.start_s), _ms(span.end_s), span.text))
+            tiers.setdefault(f"{span.control} transcript", []).append((start_ms, end_ms, span.text))
     if regions.tracks and media.fps:
         frames_count = _frames_count(regions, media)
         numbers = track_numbers(regions.tracks)
         for track in regions.tracks:
             text = ", ".join(label for _, labels in track.all_labels() for label in labels) or "face"
             shown = ~np.isnan(track_boxes(track, frames_count)[:, 0])
-            tiers[f"face {numbers[track.region_id]}"] = [(_ms(first / media.fps), _ms((last + 1) / media.fps), text)
-                                                         for first, last in _stretches(shown)]
+            tiers[f"face {numbers[track.region_id]}"] = [
+                (milliseconds(first / media.fps), milliseconds((last + 1) / media.fps), text)
+                for first, last in _stretches(shown)]
     for name, items in tiers.items():
         for number, lane in enumerate(_lanes([i for i in items if i[1] > i[0]]), start=1):
             tier = name if number == 1 else f"{name} ({number})"

@@ -23,7 +23,8 @@ from ..taxonomy import EMOTION_IDS, EMOTIONS_BY_ID
 TOP_EMOTIONS = 3
 
 
-def _ms(seconds: float) -> int:
+def milliseconds(seconds: float) -> int:
+    """ELAN's time unit."""
     return int(round(seconds * 1000))
 
 
@@ -36,7 +37,7 @@ def _joined(cells: list[tuple[float, float, str]]) -> list[tuple[int, int, str]]
     """Neighbouring cells with the same text as one annotation, in milliseconds; never overlapping."""
     joined: list[list] = []
     for start, end, text in cells:
-        start_ms, end_ms = _ms(start), _ms(end)
+        start_ms, end_ms = milliseconds(start), milliseconds(end)
         if joined and joined[-1][2] == text and joined[-1][1] >= start_ms:
             joined[-1][1] = max(joined[-1][1], end_ms)
             continue

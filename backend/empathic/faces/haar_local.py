@@ -199,8 +199,6 @@ def accepted_windows(shrunk: np.ndarray, cascade, level: tuple[float, int],
     ``shrunk`` is the frame shrunk for this scale (``shrunk_frame``). Each region is cut out of it
     on the full scan's grid (from an even pixel where every second one is visited) and searched at
     its own size, so that the windows visited and their pixels are the full scan's."""
-    import cv2
-
     factor, _ = level
     window = cascade.getOriginalWindowSize()[0]
     reported_side = round(float(np.float32(window) * np.float32(factor)))

@@ -138,16 +138,14 @@ class BackendSettings(BaseModel):
 
     def voice_attribute_ids(self) -> tuple[str, ...] | None:
         """None: every attribute head; () none; else these ids."""
-        wanted = self.voice_attributes.strip().lower()
-        if wanted == "all":
-            return None
-        if wanted == "none":
-            return ()
-        return tuple(item.strip() for item in self.voice_attributes.split(",") if item.strip())
+        from ..models.voice import attribute_selection
+
+        return attribute_selection(self.voice_attributes)
 
     def head_cache(self) -> Path | None:
-        value = self.head_cache_dir.strip()
-        return None if value.lower() in ("", "off", "none") else Path(value).expanduser()
+        from ..models.head_stack import head_cache_dir
+
+        return head_cache_dir(self.head_cache_dir)
 
     def media_policy(self):
         from .media_policy import MediaPolicy

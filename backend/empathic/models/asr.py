@@ -9,7 +9,6 @@ used, so a clip's text depends only on that clip.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch
 from ..audio import SAMPLE_RATE
 from ..hub import ModelNeed, ResolvedRepo, WeightSources, download_command, require_files, resolve_needs
 from ..registry import BACKBONE_PATTERNS, RepoRef
+from .quiet import quiet_transformers
 from .runtime import Runtime
 
 DEFAULT_ASR_MODEL = RepoRef("openai/whisper-small", "main")
@@ -61,26 +61,6 @@ class TranscriberInfo:
                 "language": self.language or "auto", "precision": self.precision}
 
 
-@contextlib.contextmanager
-def _quiet_transformers():
-    """Only errors from transformers, and no progress bars: the caller shows its own progress, and
-    what transformers warns about here (legacy generation-config fields of the original checkpoints,
-    its own Whisper generate passing suppress_tokens beside a generation config, a batch without an
-    attention mask where Whisper needs none) is nothing a user can act on."""
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    bars = hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
-
-
 def _language_token(language: str, generation_config) -> str:
     """The ``<|xx|>`` token for "en", "english" or "<|en|>", checked against the checkpoint now,
     rather than on the first batch, so a typo fails before any audio is decoded."""
@@ -102,7 +82,7 @@ class Transcriber:
     def __init__(self, files: ResolvedRepo, runtime: Runtime, language: str | None = None):
         from transformers import WhisperForConditionalGeneration, WhisperProcessor
 
-        with _quiet_transformers():
+        with quiet_transformers():
             self.processor = WhisperProcessor.from_pretrained(files.path)
             self.model = WhisperForConditionalGeneration.from_pretrained(files.path, dtype=runtime.dtype)
         self.model.to(runtime.device).eval()
@@ -156,7 +136,7 @@ class Transcriber:
             # An explicit task makes generate ignore the legacy forced_decoder_ids of the checkpoint;
             # language None makes it detect the language of each clip separately.
             options.update(task="transcribe", language=self.language_token)
-        with _quiet_transformers():
+        with quiet_transformers():
             return self.model.generate(
                 inputs,
                 # Greedy and deterministic, whatever the checkpoint's generation config suggests: no

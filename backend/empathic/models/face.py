@@ -16,6 +16,7 @@ from ..results import EmotionScore, ModelInfo
 from ..scoring import score_rows
 from ..taxonomy import file_key_of
 from .heads import FusedHeads
+from .quiet import quiet_transformers
 from .runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -60,18 +61,11 @@ class SiglipEmbedder:
 
     def __init__(self, backbone_dir: Path, runtime: Runtime):
         from transformers import AutoImageProcessor, SiglipVisionModel
-        from transformers.utils import logging as hf_logging
 
         # The PIL processor is what LAION's notebooks ran; the torchvision one resizes differently.
         self.processor = AutoImageProcessor.from_pretrained(backbone_dir, backend="pil")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()  # the text tower's weights are unused here, by design
-        hf_logging.disable_progress_bar()  # the caller shows its own progress
-        try:
+        with quiet_transformers():  # the text tower's weights are unused here, by design
             self.model = SiglipVisionModel.from_pretrained(backbone_dir, dtype=runtime.dtype)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            hf_logging.enable_progress_bar()
         self.model.to(runtime.device).eval()
         self.runtime = runtime
         self.embedding_size = int(self.model.config.hidden_size)

@@ -28,6 +28,11 @@ from .heads import FusedHeads
 log = logging.getLogger(__name__)
 
 
+def head_cache_dir(text: str | None) -> Path | None:
+    """A user's head cache setting: a folder (``~`` expanded), or None for ``off``/``none``/empty."""
+    return None if text is None or text.strip().lower() in ("", "off", "none") else Path(text.strip()).expanduser()
+
+
 def stack_key(paths: Sequence[Path], dtype: torch.dtype, first_layer: str) -> str:
     described = []
     for path in paths:

@@ -21,6 +21,7 @@ from ..results import EmotionScore, ModelInfo
 from ..scoring import score_rows
 from .face import BACKBONE_REQUIRED_FILES
 from .head_stack import load_stacked_heads
+from .quiet import quiet_transformers
 from .runtime import PRECISIONS, Runtime
 
 WINDOW_S = 30.0  # one Whisper input window
@@ -42,6 +43,17 @@ def head_format(head_precision: str, runtime: Runtime) -> tuple[torch.dtype, str
     if head_precision == "int8":
         return runtime.dtype, "int8", "int8"
     return PRECISIONS[head_precision], "dense", head_precision
+
+
+def attribute_selection(text: str) -> tuple[str, ...] | None:
+    """A user's choice of attribute heads: ``all`` -> None (every one), ``none`` -> (), else the
+    comma-separated ids."""
+    wanted = text.strip()
+    if wanted.lower() == "all":
+        return None
+    if wanted.lower() == "none":
+        return ()
+    return tuple(item.strip() for item in wanted.split(",") if item.strip())
 
 
 def with_attributes(spec: HeadSet, attributes: tuple[str, ...] | None) -> HeadSet:
@@ -74,21 +86,14 @@ class WhisperEmbedder:
 
     def __init__(self, encoder_dir: Path, runtime: Runtime):
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
-        from transformers.utils import logging as hf_logging
 
         self.feature_extractor = WhisperFeatureExtractor.from_pretrained(encoder_dir)
         if self.feature_extractor.sampling_rate != SAMPLE_RATE:
             raise ValueError(f"{encoder_dir}: the feature extractor expects "
                              f"{self.feature_extractor.sampling_rate} Hz, not {SAMPLE_RATE}")
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
-        hf_logging.disable_progress_bar()
-        try:
+        with quiet_transformers():
             # Loaded whole as LAION does (any checkpoint layout works); only the encoder is kept.
             full = WhisperForConditionalGeneration.from_pretrained(encoder_dir, dtype=runtime.dtype)
-        finally:
-            hf_logging.set_verbosity(verbosity)
-            hf_logging.enable_progress_bar()
         self.encoder = full.get_encoder().to(runtime.device).eval()
         del full
         self.runtime = runtime

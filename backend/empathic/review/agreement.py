@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .matching import MatchOptions, Outcomes, add_outcomes, match_regions, match_tracks, outcomes
-from .regions import RegionSet, track_lifespan
+from .matching import MatchOptions, Outcomes, RegionPair, add_outcomes, match_regions, outcomes
+from .regions import RegionSet, Track, track_lifespan
 
 MODEL_RATER = "model"
 NO_LABEL = "(none)"
@@ -156,7 +156,10 @@ def _frame_of(centre_s: float, fps: float) -> int:
     return int(math.floor(centre_s * fps + 1e-6)) + 1
 
 
-def _rate_tracks(ratings: _Ratings, task: AnnotatedTask, options: AgreementOptions, centres: np.ndarray) -> None:
+def _rate_tracks(ratings: _Ratings, task: AnnotatedTask, pairs_per_annotation: list[list[RegionPair]],
+                 centres: np.ndarray) -> None:
+    """Each annotation's tracks are rated where the pairing (``match_regions``, made once per
+    annotation) put them: beside the suggested track they answer, or on their own."""
     prediction = task.prediction
     fps = next((s.fps for s in [prediction, *task.annotations] if s is not None and s.fps), None)
     if fps is None:
@@ -172,21 +175,18 @@ def _rate_tracks(ratings: _Ratings, task: AnnotatedTask, options: AgreementOptio
 
     for track in prediction.tracks:
         rate(track, MODEL_RATER, track.region_id)
-    for annotation in task.annotations:
+    for annotation, pairs in zip(task.annotations, pairs_per_annotation):
         rater = rater_of(annotation)
-        for control in sorted({t.control for t in prediction.tracks} | {t.control for t in annotation.tracks}):
-            pairs = match_tracks([t for t in prediction.tracks if t.control == control],
-                                 [t for t in annotation.tracks if t.control == control], frames_count,
-                                 options.matching)
-            for pair in pairs:
-                if pair.annotated is None:
-                    continue
-                anchor = (pair.predicted.region_id if pair.predicted is not None
-                          else f"{rater}:{pair.annotated.region_id}")
-                rate(pair.annotated, rater, anchor)
+        for pair in pairs:
+            if not isinstance(pair.annotated, Track):
+                continue
+            anchor = (pair.predicted.region_id if pair.predicted is not None
+                      else f"{rater}:{pair.annotated.region_id}")
+            rate(pair.annotated, rater, anchor)
 
 
-def _rate(ratings: _Ratings, task: AnnotatedTask, options: AgreementOptions) -> None:
+def _rate(ratings: _Ratings, task: AnnotatedTask, options: AgreementOptions,
+          pairs_per_annotation: list[list[RegionPair]]) -> None:
     raters = {MODEL_RATER: task.prediction} | {rater_of(a): a for a in task.annotations}
     ratings.task_raters[task.task_id] = set(raters)
     centres = _bin_centres(_duration(task), options.bin_s)
@@ -197,7 +197,7 @@ def _rate(ratings: _Ratings, task: AnnotatedTask, options: AgreementOptions) -> 
             ratings.unit(control, "span", (task.task_id, b))
     for rater, regions in raters.items():
         _rate_spans(ratings, task, rater, regions, centres)
-    _rate_tracks(ratings, task, options, centres)
+    _rate_tracks(ratings, task, pairs_per_annotation, centres)
     for regions in raters.values():
         for control, _ in regions.clip_choices:
             ratings.unit(control, "clip", (task.task_id, "clip"))
@@ -284,9 +284,11 @@ def agreement(tasks: list[AnnotatedTask], options: AgreementOptions = AgreementO
     ratings = _Ratings()
     total = Outcomes()
     for task in compared:
-        _rate(ratings, task, options)
-        for annotation in task.annotations:
-            total = add_outcomes(total, outcomes(match_regions(task.prediction, annotation, options.matching)))
+        pairs_per_annotation = [match_regions(task.prediction, annotation, options.matching)
+                                 for annotation in task.annotations]
+        _rate(ratings, task, options, pairs_per_annotation)
+        for pairs in pairs_per_annotation:
+            total = add_outcomes(total, outcomes(pairs))
     annotators = sorted({rater_of(a) for t in compared for a in t.annotations})
     controls = tuple(_control_agreement(control, ratings.kinds[control], ratings.values[control],
                                         ratings.task_raters, annotators)
