@@ -48,6 +48,51 @@ def has_audio(path: str | Path) -> bool:
         container.close()
 
 
+class MonoResampler:
+    """Decoded audio frames in, 16 kHz mono float32 samples out, on the media's clock: the first
+    samples are shifted by the stream's offset from ``origin_s`` (silence before audio that starts
+    late, audio before the origin trimmed). Works as the frames arrive, so a live stream and a whole
+    file give the same samples."""
+
+    def __init__(self, stream, origin_s: float, sample_rate: int = SAMPLE_RATE):
+        import av
+
+        self.stream = stream
+        self.origin_s = origin_s
+        self.sample_rate = sample_rate
+        self._resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=sample_rate)
+        self._to_trim: int | None = None  # samples still to drop; None until the first frame
+
+    def _mono(self, outputs) -> np.ndarray:
+        chunks = [out.to_ndarray() for out in outputs]
+        if not chunks:
+            return np.zeros(0, np.float32)
+        # Average of the channels, as librosa's to_mono; float64 sum keeps it exact to float32.
+        samples = np.concatenate(chunks, axis=1).astype(np.float64).mean(axis=0).astype(np.float32)
+        if self._to_trim:
+            dropped = min(self._to_trim, len(samples))
+            samples = samples[dropped:]
+            self._to_trim -= dropped
+        return samples
+
+    def push(self, frame) -> np.ndarray:
+        lead = np.zeros(0, np.float32)
+        if self._to_trim is None:
+            shift = int(round((_frame_start_s(frame, self.stream) - self.origin_s) * self.sample_rate))
+            self._to_trim = max(0, -shift)
+            lead = np.zeros(max(0, shift), np.float32)
+        samples = self._mono(self._resampler.resample(frame))
+        return np.concatenate([lead, samples]) if len(lead) else samples
+
+    def flush(self) -> np.ndarray:
+        return self._mono(self._resampler.resample(None))
+
+    @property
+    def received(self) -> bool:
+        """Whether any frame came in."""
+        return self._to_trim is not None
+
+
 def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioClip:
     import av
 
@@ -59,36 +104,26 @@ def decode_audio(path: str | Path, sample_rate: int = SAMPLE_RATE) -> AudioClip:
             raise MediaError(f"{path}: has no audio stream (a {kind} without sound), so there is no "
                              f"voice to analyse")
         stream = container.streams.audio[0]
-        origin_s = _start_s(container.streams.video[0] if container.streams.video else stream)
+        origin_s = stream_start_s(container.streams.video[0] if container.streams.video else stream)
         channels = stream.codec_context.channels or 1
-        resampler = av.AudioResampler(format="fltp", layout=stream.layout.name, rate=sample_rate)
-        chunks: list[np.ndarray] = []
-        offset_s = None
+        mono = MonoResampler(stream, origin_s, sample_rate)
+        pieces: list[np.ndarray] = []
         try:
             for frame in container.decode(stream):
-                if offset_s is None:
-                    offset_s = _frame_start_s(frame, stream) - origin_s
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
-            for out in resampler.resample(None):
-                chunks.append(out.to_ndarray())
+                pieces.append(mono.push(frame))
+            pieces.append(mono.flush())
         except av.FFmpegError as exc:
             raise MediaError(f"{path}: decoding the audio failed ({_reason(exc)})") from None
     finally:
         container.close()
-    if not chunks:
+    samples = np.concatenate(pieces) if pieces else np.zeros(0, np.float32)
+    if not mono.received or len(samples) == 0:
         raise MediaError(f"{path}: the audio stream holds no samples")
-    # Average of the channels, as librosa's to_mono; float64 sum keeps it exact to float32.
-    samples = np.concatenate(chunks, axis=1).astype(np.float64).mean(axis=0).astype(np.float32)
-    shift = int(round((offset_s or 0.0) * sample_rate))
-    if shift > 0:
-        samples = np.concatenate([np.zeros(shift, np.float32), samples])
-    elif shift < 0:
-        samples = samples[-shift:]
     return AudioClip(samples, sample_rate, str(path), channels, stream.codec_context.sample_rate or 0)
 
 
-def _start_s(stream) -> float:
+def stream_start_s(stream) -> float:
+    """The stream's start on the media clock, in seconds (0 when the container does not say)."""
     if stream.start_time is None or stream.time_base is None:
         return 0.0
     return float(stream.start_time * stream.time_base)
@@ -97,7 +132,7 @@ def _start_s(stream) -> float:
 def _frame_start_s(frame, stream) -> float:
     """Presentation time of the first decoded audio frame (the stream start when unknown)."""
     if frame.pts is None or frame.time_base is None:
-        return _start_s(stream)
+        return stream_start_s(stream)
     return float(frame.pts * frame.time_base)
 
 

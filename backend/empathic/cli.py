@@ -12,49 +12,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
+from . import __version__, cli_live
+from .cli_common import (
+    EXIT_ERROR, CliError, add_detection_options, add_revision_option, add_runtime_options, add_weight_options,
+    face_options_from, positive_float, revision_choices, top_k_value, weight_sources,
+)
 
 log = logging.getLogger("empathic")
-
-EXIT_ERROR = 1
-DEFAULT_HEAD_CACHE = Path("~/.cache/empathic/heads")
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    """A user-facing error with a one-line message."""
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
-    return value
-
-
-def _top_k(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 40:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 40, got {text}")
-    return value
-
-
-def _model_dir(text: str) -> tuple[str, Path]:
-    repo, sep, path = text.partition("=")
-    if not sep or "/" not in repo or not path:
-        raise argparse.ArgumentTypeError(f"expected ORG/NAME=FOLDER, got {text!r}")
-    return repo, Path(path)
-
-
-def _add_weight_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("model weights")
-    group.add_argument("--weights-dir", type=Path, default=os.environ.get("EMPATHIC_WEIGHTS_DIR") or None,
-                       help="folder with ORG/NAME sub-folders (as `models download --to` writes); "
-                            "default $EMPATHIC_WEIGHTS_DIR, else the Hugging Face cache")
-    group.add_argument("--model-dir", type=_model_dir, action="append", default=[], metavar="ORG/NAME=FOLDER",
-                       help="use FOLDER for one repository (repeatable)")
-    group.add_argument("--offline", action="store_true",
-                       help="never download (as HF_HUB_OFFLINE=1)")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -72,12 +36,13 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="video (mp4, mov, mkv, webm...), audio (wav, mp3, m4a, flac...) or image")
     annotate.add_argument("--face", action="store_true", help="face emotions (the default for video)")
     annotate.add_argument("--voice", action="store_true", help="voice emotions (the default for audio)")
-    annotate.add_argument("--pps", type=_positive_float, default=None,
+    annotate.add_argument("--pps", type=positive_float, default=None,
                           help="samples per second: sampled frames for faces (default 1.0), "
                                "segments for fixed voice windows (default 0.2 = 5 s)")
-    annotate.add_argument("--model-size", choices=["small", "large"], default="small",
-                          help="Empathic-Insight-{Face,Voice}-Small (default) or -Large")
-    annotate.add_argument("--top-k", type=_top_k, default=5,
+    annotate.add_argument("--model-size", choices=["small", "large", "plus"], default="small",
+                          help="Empathic-Insight-{Face,Voice}-Small (default) or -Large; plus: Voice-Plus (Voice-Small's "
+                               "heads and 4 audio-quality experts) for voices, Face-Small for faces")
+    annotate.add_argument("--top-k", type=top_k_value, default=5,
                           help="emotions written per face or segment (1-40, default 5; voice JSON keeps 40)")
     annotate.add_argument("-f", "--format", choices=["coco", "json", "webvtt", "rttm", "persons", "eaf"],
                           action="append", default=None,
@@ -95,26 +60,21 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="with --plot: only the PNG or only the HTML page (default both)")
     annotate.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     faces = annotate.add_argument_group("faces")
-    faces.add_argument("--face-pps", type=_positive_float, default=None, help="sampled frames per second "
+    faces.add_argument("--face-pps", type=positive_float, default=None, help="sampled frames per second "
                                                                              "(overrides --pps for faces)")
-    faces.add_argument("--detector", default="haar",
-                       help="haar (default), none (whole frame is the face), or PATH.onnx (YuNet)")
-    faces.add_argument("--confidence-threshold", type=float, default=0.5,
-                       help="minimum detection confidence, 0..1 (default 0.5)")
-    faces.add_argument("--min-face-size", type=int, default=30, help="minimum face side in pixels (default 30)")
-    faces.add_argument("--crop-margin", type=float, default=0.2,
-                       help="margin around the face in the crop, as a fraction of its size (default 0.2)")
-    faces.add_argument("--detect-width", type=int, default=1280,
-                       help="frames wider than this are scaled down for detection (default 1280; 0 = never)")
-    faces.add_argument("--haar-search", choices=["local", "exhaustive"], default="local",
-                       help="haar: local (default) runs the full cascade only where a quick pass proposes "
-                            "faces (the same faces, about twice as fast); exhaustive runs it over the whole frame")
-    faces.add_argument("--max-faces", type=int, default=None, help="keep the N largest faces per frame")
+    add_detection_options(faces)
     voices = annotate.add_argument_group("voices")
-    voices.add_argument("--segmentation", choices=["fixed", "vad", "diarization", "scene"], default="fixed",
+    voices.add_argument("--segmentation", choices=["fixed", "vad", "diarization", "scene", "sliding"],
+                        default="fixed",
                         help="fixed windows (default), vad (speech regions), diarization (speaker turns), "
-                             "scene (fixed windows inside each shot of the video)")
-    voices.add_argument("--voice-pps", type=_positive_float, default=None,
+                             "scene (fixed windows inside each shot of the video), sliding (the windows of "
+                             "`empathic live`: --window s back every --hop s, trimmed to speech)")
+    voices.add_argument("--window", type=positive_float, default=10.0,
+                        help="sliding: each window reaches this many seconds back (default 10)")
+    voices.add_argument("--hop", type=positive_float, default=3.0, help="sliding: a window every N s (default 3)")
+    voices.add_argument("--min-speech", type=float, default=0.5,
+                        help="sliding: windows with less speech than this (s) are not scored (default 0.5)")
+    voices.add_argument("--voice-pps", type=positive_float, default=None,
                         help="fixed windows per second (overrides --pps for voices; default 0.2)")
     voices.add_argument("--segment-overlap", type=float, default=0.0, help="seconds shared by fixed windows")
     voices.add_argument("--min-segment-duration", type=float, default=None,
@@ -132,8 +92,9 @@ def _build_parser() -> argparse.ArgumentParser:
                              "pyannote/speaker-diarization-community-1; gated: set HF_TOKEN)")
     voices.add_argument("--scene-threshold", type=float, default=None,
                         help="scene: content change that counts as a cut")
-    voices.add_argument("--voice-encoder", choices=["emowhisper", "bud-e-whisper"], default="emowhisper",
-                        help="Whisper encoder under the voice heads (default emowhisper, as LAION's code)")
+    voices.add_argument("--voice-encoder", choices=["auto", "emowhisper", "bud-e-whisper"], default="auto",
+                        help="Whisper encoder under the voice heads (default auto: the model's own, emowhisper "
+                             "under small and large as LAION's code, bud-e-whisper under plus as its card)")
     voices.add_argument("--transcribe", action="store_true", help="add each segment's speech as text")
     voices.add_argument("--asr-model", default=None, metavar="ORG/NAME[@REVISION]",
                         help="speech recognition model for --transcribe (default openai/whisper-small)")
@@ -142,7 +103,7 @@ def _build_parser() -> argparse.ArgumentParser:
     persons.add_argument("--fuse", action="store_true",
                          help="link each voice segment to the face speaking it and fuse face and voice "
                               "emotions per person (needs --face and --voice on a video with sound)")
-    persons.add_argument("--fusion-grid", type=_positive_float, default=1.0,
+    persons.add_argument("--fusion-grid", type=positive_float, default=1.0,
                          help="seconds per cell of the fused timeline (default 1)")
     persons.add_argument("--face-weight", type=float, default=1.0, help="trust in faces, times their quality")
     persons.add_argument("--voice-weight", type=float, default=1.0, help="trust in voices, times their quality")
@@ -150,22 +111,9 @@ def _build_parser() -> argparse.ArgumentParser:
                          help="mouth motion / speech envelope correlation a link needs (default 0.3)")
     persons.add_argument("--min-speaker-face", type=float, default=60.0,
                          help="faces smaller than this (px) are never linked to a voice (default 60)")
-    runtime = annotate.add_argument_group("runtime")
-    runtime.add_argument("--device", default="auto", help="auto (default), cpu, cuda or cuda:N")
-    runtime.add_argument("--precision", choices=["auto", "fp32", "bf16", "fp16"], default="auto",
-                         help="model precision; auto = bf16 on a GPU, fp32 (LAION's) on a CPU; bf16 runs "
-                              "about 2x faster on CPUs with native bf16 (AVX512_BF16/AMX)")
-    runtime.add_argument("--head-precision", choices=["auto", "fp32", "bf16", "fp16", "int8"], default="auto",
-                         help="voice heads: auto = as --precision; int8 keeps their first layers in int8, "
-                              "a quarter of the fp32 memory (Voice-Small 16.2 GB -> 4.1 GB)")
-    runtime.add_argument("--voice-attributes", default="auto", metavar="auto|all|none|ID,ID",
-                         help="attribute heads to load beside the 40 emotions (valence, arousal, ...): auto "
-                              "= all when -f json or --plot shows them, else none (15 fewer heads in memory)")
-    runtime.add_argument("--head-cache", default=os.environ.get("EMPATHIC_HEAD_CACHE", str(DEFAULT_HEAD_CACHE)),
-                         metavar="DIR|off", help="keep a stacked copy of the voice heads here, so later "
-                                                 "loads map one file (default %(default)s; off: never)")
-    runtime.add_argument("--batch-size", type=int, default=None, help="faces or segments per model batch")
-    _add_weight_options(annotate)
+    add_runtime_options(annotate)
+    add_weight_options(annotate)
+    add_revision_option(annotate)
 
     plot = commands.add_parser(
         "plot", help="draw an analysis: emotions over time per face track and person (PNG or offline HTML)",
@@ -178,7 +126,7 @@ def _build_parser() -> argparse.ArgumentParser:
                       help="NAME.faces.json, NAME.voice.json and/or NAME.persons.json")
     plot.add_argument("-o", "--output", type=Path, action="append", required=True, metavar="PLOT.png|PLOT.html",
                       help="the figure to write, by its extension (repeatable: -o a.png -o a.html)")
-    plot.add_argument("--top", type=_top_k, default=5,
+    plot.add_argument("--top", type=top_k_value, default=5,
                       help="emotions drawn per face track or person, by mean share (1-40, default 5)")
 
     serve = commands.add_parser(
@@ -220,7 +168,7 @@ def _build_parser() -> argparse.ArgumentParser:
     agreement.add_argument("--model-version", default=None,
                            help="compare the predictions of this model version (default: the project's "
                                 "current one, else each task's newest prediction)")
-    agreement.add_argument("--bin", type=_positive_float, default=1.0, dest="bin_s",
+    agreement.add_argument("--bin", type=positive_float, default=1.0, dest="bin_s",
                            help="seconds per time bin, the unit of comparison (default 1)")
     agreement.add_argument("-o", "--output", type=Path, default=Path("."),
                            help="folder for agreement.json and agreement.html (default: here)")
@@ -241,8 +189,12 @@ def _build_parser() -> argparse.ArgumentParser:
     download = model_commands.add_parser(
         "download", help="fetch weights ahead of time (for offline, air-gapped and Docker use)")
     download.add_argument("--face", choices=["small", "large"], action="append", default=[])
-    download.add_argument("--voice", choices=["small", "large"], action="append", default=[])
-    download.add_argument("--voice-encoder", choices=["emowhisper", "bud-e-whisper"], default="emowhisper")
+    download.add_argument("--voice", choices=["small", "large", "plus"], action="append", default=[])
+    download.add_argument("--voice-encoder", choices=["auto", "emowhisper", "bud-e-whisper"], default="auto",
+                          help="default auto: each voice model's own encoder")
+    add_revision_option(download)
+    download.add_argument("--no-verify", action="store_true",
+                          help="do not check the fetched files against the SHA256 their pages publish")
     download.add_argument("--asr", metavar="ORG/NAME[@REVISION]", nargs="?", const="openai/whisper-small",
                           default=None, help="a speech recognition model for --transcribe "
                                              "(default openai/whisper-small)")
@@ -252,6 +204,7 @@ def _build_parser() -> argparse.ArgumentParser:
                                "gated: accept its conditions on the hub and set HF_TOKEN)")
     download.add_argument("--to", type=Path, default=None,
                           help="write ORG/NAME folders here instead of the Hugging Face cache")
+    cli_live.add_parser(commands)
     return parser
 
 
@@ -262,13 +215,6 @@ def _add_project_options(parser) -> None:
                         help="personal access token or legacy token (default $LABEL_STUDIO_API_KEY)")
     parser.add_argument("--project", type=int, required=True, help="project id")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-
-
-def _sources(args):
-    from .hub import WeightSources
-
-    return WeightSources(local_dirs=dict(args.model_dir), weights_root=args.weights_dir,
-                         offline=True if args.offline else None)
 
 
 class _ProgressBars:
@@ -389,6 +335,7 @@ def _voice_options(args):
     from .segments.diarization import DiarizationOptions
     from .segments.fixed import WindowOptions
     from .segments.scene import ShotOptions
+    from .segments.sliding import SlidingOptions
     from .segments.vad import VadOptions
     from .voice_analysis import VoiceAnalysisOptions
 
@@ -403,12 +350,14 @@ def _voice_options(args):
         num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers,
         min_duration_s=0.5 if minimum is None else minimum, max_duration_s=args.max_segment_duration, **extra)
     shots = ShotOptions(**({} if args.scene_threshold is None else {"threshold": args.scene_threshold}))
+    sliding = SlidingOptions(window_s=args.window, hop_s=args.hop, min_speech_s=args.min_speech,
+                             vad=VadOptions(threshold=args.vad_threshold))
     return VoiceAnalysisOptions(segmentation=args.segmentation, windows=windows, vad=vad, diarization=diarization,
-                                shots=shots)
+                                shots=shots, sliding=sliding)
 
 
 def _annotate(args) -> int:
-    from .faces.detect import DetectorOptions, make_detector
+    from .faces.detect import make_detector
     from .models.runtime import make_runtime
 
     probed = _probe_video(args.input)
@@ -419,6 +368,7 @@ def _annotate(args) -> int:
     if args.fuse and probed is not None and probed[0].is_image:
         raise CliError(f"{args.input}: is an image; --fuse needs a video with sound")
     fusion = _fusion_settings(args) if args.fuse else None
+    args.revisions = _revisions(args, face, voice)
     writers = _writers(args, {kind for kind, wanted in (("face", face), ("voice", voice), ("persons", args.fuse))
                               if wanted})
     if args.plot_format and not args.plot:
@@ -432,13 +382,7 @@ def _annotate(args) -> int:
     runtime = make_runtime(args.device, args.precision, args.batch_size)
     face_options = detector = voice_options = audio = segmenter = None
     if face:
-        from .face_analysis import FaceAnalysisOptions
-
-        face_options = FaceAnalysisOptions(
-            pps=args.face_pps or args.pps or 1.0, detector=args.detector, crop_margin=args.crop_margin,
-            detection=DetectorOptions(confidence_threshold=args.confidence_threshold,
-                                      min_face_size=args.min_face_size, detect_width=args.detect_width,
-                                      max_faces=args.max_faces, haar_search=args.haar_search))
+        face_options = face_options_from(args, args.face_pps or args.pps or 1.0)
         detector = make_detector(face_options.detector, face_options.detection)
     progress = _ProgressBars(not args.quiet)
     if voice:
@@ -453,7 +397,7 @@ def _annotate(args) -> int:
         from .voice_analysis import make_segmenter
 
         audio = decode_audio(args.input)
-        segmenter = make_segmenter(voice_options, args.input, sources=_sources(args),
+        segmenter = make_segmenter(voice_options, args.input, sources=weight_sources(args),
                                    device=str(runtime.device), hook=progress)
     analyses: dict = {}
     try:
@@ -461,7 +405,7 @@ def _annotate(args) -> int:
             from .face_analysis import analyze_faces
             from .models.face import FaceEmotionModel
 
-            model = FaceEmotionModel.load(args.model_size, _sources(args), runtime)
+            model = FaceEmotionModel.load(_face_size(args), weight_sources(args), runtime, args.revisions)
             analyses["face"] = analyze_faces(args.input, model, face_options, hook=progress,
                                              probed=probed, detector=detector)
             if not analyses["face"].faces:
@@ -477,11 +421,11 @@ def _annotate(args) -> int:
             if args.transcribe:
                 from .models.asr import DEFAULT_ASR_MODEL, Transcriber
 
-                transcriber = Transcriber.load(args.asr_model or DEFAULT_ASR_MODEL, _sources(args), runtime,
+                transcriber = Transcriber.load(args.asr_model or DEFAULT_ASR_MODEL, weight_sources(args), runtime,
                                                language=args.language)
-            model = VoiceEmotionModel.load(args.model_size, _sources(args), runtime, encoder=args.voice_encoder,
+            model = VoiceEmotionModel.load(args.model_size, weight_sources(args), runtime, encoder=args.voice_encoder,
                                            head_precision=args.head_precision, attributes=_voice_attributes(args),
-                                           head_cache=head_cache_dir(args.head_cache))
+                                           head_cache=head_cache_dir(args.head_cache), revisions=args.revisions)
             analyses["voice"] = analyze_voice(args.input, model, voice_options, hook=progress, audio=audio,
                                               segmenter=segmenter, transcriber=transcriber)
             if not analyses["voice"].segments:
@@ -587,14 +531,28 @@ def _persons(args, analyses, audio, probed, fusion, progress):
     return analyze_persons(face, voice, evidence, linker, fusion_options, shots_s=shots, hook=progress)
 
 
+def _face_size(args) -> str:
+    """--model-size for faces: plus names Voice-Plus, and there is no Face-Plus: faces use Face-Small."""
+    return "small" if args.model_size == "plus" else args.model_size
+
+
+def _revisions(args, face: bool, voice: bool):
+    """--revision, a bare REVISION standing for the head repository of the one model asked for."""
+    from .registry import face_model, voice_model
+
+    heads = ([face_model(_face_size(args)).repo.repo_id] if face else []) + (
+        [voice_model(args.model_size).repo.repo_id] if voice else [])
+    return revision_choices(args, heads)
+
+
 def _require_models(args, face: bool, voice_options) -> None:
     from .hub import resolve_needs
     from .models.face import FaceEmotionModel
     from .models.voice import VoiceEmotionModel
 
-    needs = FaceEmotionModel.needs(args.model_size) if face else ()
+    needs = FaceEmotionModel.needs(_face_size(args), args.revisions) if face else ()
     if voice_options is not None:
-        needs += VoiceEmotionModel.needs(args.model_size, args.voice_encoder)
+        needs += VoiceEmotionModel.needs(args.model_size, args.voice_encoder, args.revisions)
         if args.transcribe:
             from .models.asr import DEFAULT_ASR_MODEL, asr_needs
 
@@ -603,7 +561,7 @@ def _require_models(args, face: bool, voice_options) -> None:
             from .segments.diarization import diarization_needs
 
             needs += diarization_needs(voice_options.diarization)
-    resolve_needs(needs, _sources(args))
+    resolve_needs(needs, weight_sources(args))
 
 
 def _write_outputs(args, rendered: list[tuple[str, str]]) -> None:
@@ -779,34 +737,30 @@ def _export(args) -> int:
 
 
 def _download(args) -> int:
-    from .hub import download_repos
-    from .models.voice import ENCODER_PATTERNS
-    from .registry import BACKBONE_PATTERNS, VOICE_ENCODERS, face_model, voice_model
+    from .hub import WeightSources, download_needs
+    from .models.face import FaceEmotionModel
+    from .models.voice import VoiceEmotionModel
+    from .registry import face_model, voice_model
 
     if not (args.face or args.voice or args.asr or args.diarization):
-        raise CliError("name what to download: --face small|large, --voice small|large, --asr, --diarization")
-    wanted: dict = {}
+        raise CliError("name what to download: --face small|large, --voice small|large|plus, --asr, --diarization")
+    revisions = revision_choices(args, [face_model(s).repo.repo_id for s in args.face]
+                                 + [voice_model(s).repo.repo_id for s in args.voice])
+    needs: tuple = ()
     for size in args.face:
-        spec = face_model(size)
-        wanted[spec.repo] = spec.download_patterns()
-        wanted[spec.backbone] = BACKBONE_PATTERNS
+        needs += FaceEmotionModel.needs(size, revisions)
     for size in args.voice:
-        spec = voice_model(size)
-        wanted[spec.repo] = spec.download_patterns()
-        wanted[VOICE_ENCODERS[args.voice_encoder]] = ENCODER_PATTERNS
+        needs += VoiceEmotionModel.needs(size, args.voice_encoder, revisions)
     if args.asr:
-        from .models.asr import ASR_PATTERNS, parse_asr_repo
+        from .models.asr import asr_needs
 
-        wanted[parse_asr_repo(args.asr)] = ASR_PATTERNS
+        needs += asr_needs(args.asr)
     if args.diarization:
-        from .registry import RepoRef
-        from .segments.diarization import PIPELINE_PATTERNS
+        from .segments.diarization import DiarizationOptions, diarization_needs
 
-        wanted[RepoRef(args.diarization, "main")] = PIPELINE_PATTERNS  # config.yaml and its sub-models
-    from .hub import WeightSources
-
-    for path in download_repos(wanted, WeightSources(), to=args.to):
-        print(path)
+        needs += diarization_needs(DiarizationOptions(pipeline=args.diarization))  # config.yaml and its sub-models
+    for repo in download_needs(needs, WeightSources(verify_checksums=not args.no_verify), to=args.to):
+        print(repo.path)
     return 0
 
 
@@ -818,7 +772,8 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "offline", False):
         os.environ["HF_HUB_OFFLINE"] = "1"
     handlers = {"annotate": _annotate, "plot": _plot, "models": _download, "serve": _serve, "prelabel": _prelabel,
-                "worker": _worker, "agreement": _agreement, "export": _export}
+                "worker": _worker, "agreement": _agreement, "export": _export,
+                "live": cli_live.run}
     try:
         return handlers[args.command](args)
     except KeyboardInterrupt:
@@ -830,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         known = ("CliError", "MediaError", "MissingWeightsError", "HeadFormatError", "NeutralStatsError",
                  "ValueError", "FileNotFoundError", "SettingsError", "LabelStudioApiError", "MediaFetchError",
-                 "DocumentError")
+                 "DocumentError", "WeightChecksumError")
         prefix = "" if type(exc).__name__ in known else f"{type(exc).__name__}: "
         print(f"empathic: error: {prefix}{message}", file=sys.stderr)
         return EXIT_ERROR

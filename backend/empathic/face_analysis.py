@@ -50,11 +50,51 @@ class FaceAnalysisOptions:
 
 
 @dataclass
-class _PendingFrame:
+class PreparedFrame:
+    """A sampled frame after detection and preprocessing, waiting for the models."""
+
     record: FrameRecord
     detections: list[Detection]
-    pixels: torch.Tensor | None
+    pixels: torch.Tensor | None  # the crops, preprocessed for SigLIP; None without a face
     sharpness: list[float]
+
+
+def prepare_frame(rgb: np.ndarray, record: FrameRecord, detector: FaceDetector, model: FaceEmotionModel,
+                  crop_margin: float) -> PreparedFrame:
+    """Detection, crops and SigLIP preprocessing of one frame: the CPU side, model-free."""
+    detections = detector.detect(rgb)
+    crops = [crop_face(rgb, d.box, crop_margin) for d in detections]
+    return PreparedFrame(record, detections, model.preprocess(crops) if crops else None,
+                         [round(sharpness(c), 3) for c in crops])
+
+
+def score_frames(frames: list[PreparedFrame], model: FaceEmotionModel,
+                 tracker: FaceTracker) -> list[FaceObservation]:
+    """Embeds and scores the faces of these frames in batches, then tracks them in time order."""
+    batch_size = model.runtime.batch_size
+    pixel_batches = [p.pixels for p in frames if p.pixels is not None]
+    if pixel_batches:
+        pixels = torch.cat(pixel_batches)
+        embeddings = np.concatenate([model.embed(pixels[i:i + batch_size])
+                                     for i in range(0, len(pixels), batch_size)])
+        scored = model.score(embeddings)
+    else:
+        embeddings, scored = np.zeros((0, 0), np.float32), []
+    faces: list[FaceObservation] = []
+    offset = 0
+    for item in frames:
+        count = len(item.detections)
+        boxes = [d.box for d in item.detections]
+        track_ids = tracker.assign(item.record.time_s, boxes, embeddings[offset:offset + count]) if count else []
+        for j, detection in enumerate(item.detections):
+            emotions, dimensions = scored[offset + j]
+            faces.append(FaceObservation(
+                sample_index=item.record.sample_index, frame_index=item.record.frame_index,
+                time_s=item.record.time_s, box=detection.box,
+                detection_confidence=detection.confidence, track_id=track_ids[j],
+                emotions=emotions, dimensions=dimensions, sharpness=item.sharpness[j]))
+        offset += count
+    return faces
 
 
 def _media_dict(info: VideoInfo) -> dict:
@@ -78,40 +118,17 @@ def analyze_faces(path: str | Path, model: FaceEmotionModel,
     batch_size = model.runtime.batch_size
     frames: list[FrameRecord] = []
     faces: list[FaceObservation] = []
-    pending: list[_PendingFrame] = []
+    pending: list[PreparedFrame] = []
 
     def flush() -> None:
-        pixel_batches = [p.pixels for p in pending if p.pixels is not None]
-        if pixel_batches:
-            pixels = torch.cat(pixel_batches)
-            embeddings = np.concatenate([model.embed(pixels[i:i + batch_size])
-                                         for i in range(0, len(pixels), batch_size)])
-            scored = model.score(embeddings)
-        else:
-            embeddings, scored = np.zeros((0, 0), np.float32), []
-        offset = 0
-        for item in pending:
-            count = len(item.detections)
-            boxes = [d.box for d in item.detections]
-            track_ids = tracker.assign(item.record.time_s, boxes, embeddings[offset:offset + count]) if count else []
-            for j, detection in enumerate(item.detections):
-                emotions, dimensions = scored[offset + j]
-                faces.append(FaceObservation(
-                    sample_index=item.record.sample_index, frame_index=item.record.frame_index,
-                    time_s=item.record.time_s, box=detection.box,
-                    detection_confidence=detection.confidence, track_id=track_ids[j],
-                    emotions=emotions, dimensions=dimensions, sharpness=item.sharpness[j]))
-            offset += count
+        faces.extend(score_frames(pending, model, tracker))
         pending.clear()
 
-    def prepared() -> Iterator[_PendingFrame]:
+    def prepared() -> Iterator[PreparedFrame]:
         for sample in sample_frames(path, options.pps, (info, timeline)):
             height, width = sample.rgb.shape[:2]
             record = FrameRecord(sample.sample_index, sample.frame_index, sample.time_s, width, height)
-            detections = detector.detect(sample.rgb)
-            crops = [crop_face(sample.rgb, d.box, options.crop_margin) for d in detections]
-            yield _PendingFrame(record, detections, model.preprocess(crops) if crops else None,
-                                [round(sharpness(c), 3) for c in crops])
+            yield prepare_frame(sample.rgb, record, detector, model, options.crop_margin)
 
     if hook:
         hook("frames", 0, total)

@@ -242,7 +242,7 @@ def _display_rotation(container, stream) -> int:
     return 0
 
 
-def _frame_rgb(frame) -> np.ndarray:
+def frame_rgb(frame) -> np.ndarray:
     rgb = frame.to_ndarray(format="rgb24")
     # Phones store portrait video as landscape pictures plus a display rotation; players (and
     # Label Studio) show the rotated picture, so boxes must be found on that one.
@@ -295,7 +295,7 @@ def iter_frames(path: str | Path, frame_indices: Sequence[int], timeline: FrameT
                 while next_wanted < len(wanted_pts) and wanted_pts[next_wanted] < position:
                     next_wanted += 1  # that frame was never produced by the decoder: skip it
                 if next_wanted < len(wanted_pts) and position == wanted_pts[next_wanted]:
-                    yield index_of[position], _frame_rgb(frame)
+                    yield index_of[position], frame_rgb(frame)
                     next_wanted += 1
         except MediaError:
             raise

@@ -1,6 +1,6 @@
 """Audio (or a video's sound) in, scored voice segments out.
 
-decode once at 16 kHz -> segment (fixed | vad | diarization | scene) -> batches of segments ->
+decode once at 16 kHz -> segment (fixed | vad | diarization | scene | sliding) -> batches of segments ->
 Whisper features -> encoder -> fused heads -> LAION scores (and, optionally, a transcript).
 """
 
@@ -17,9 +17,10 @@ from .segments import Segment, Segmenter
 from .segments.diarization import DiarizationOptions, DiarizationSegmenter
 from .segments.fixed import FixedSegmenter, WindowOptions
 from .segments.scene import SceneSegmenter, ShotOptions
+from .segments.sliding import SlidingOptions, SlidingSegmenter
 from .segments.vad import VadOptions, VadSegmenter
 
-SEGMENTATION_MODES = ("fixed", "vad", "diarization", "scene")
+SEGMENTATION_MODES = ("fixed", "vad", "diarization", "scene", "sliding")
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class VoiceAnalysisOptions:
     vad: VadOptions = field(default_factory=VadOptions)
     diarization: DiarizationOptions = field(default_factory=DiarizationOptions)
     shots: ShotOptions = field(default_factory=ShotOptions)  # cut detection, for scene
+    sliding: SlidingOptions = field(default_factory=SlidingOptions)  # the live windows, for sliding
 
     def __post_init__(self):
         if self.segmentation not in SEGMENTATION_MODES:
@@ -49,6 +51,8 @@ class VoiceAnalysisOptions:
             flat.update({f"diarization_{k}": v for k, v in asdict(self.diarization).items()})
         if mode == "scene":
             flat.update({f"scene_{k}": v for k, v in asdict(self.shots).items()})
+        if mode == "sliding":
+            flat.update({f"sliding_{k}": v for k, v in self.sliding.as_parameters()})
         return tuple(flat.items())
 
 
@@ -59,6 +63,8 @@ def make_segmenter(options: VoiceAnalysisOptions, media_path: str | Path | None 
         return FixedSegmenter(options.windows)
     if mode == "vad":
         return VadSegmenter(options.vad, hook=hook)
+    if mode == "sliding":
+        return SlidingSegmenter(options.sliding)
     if mode == "diarization":
         return DiarizationSegmenter(options.diarization, sources=sources, device=device, hook=hook)
     if media_path is None:
@@ -96,15 +102,16 @@ def analyze_voice(path: str | Path, model: VoiceEmotionModel,
     for first in range(0, len(segments), group_size):
         group = segments[first:first + group_size]
         clips = [audio.window(s.start_s, s.end_s) for s in group]
-        rows = model.score(model.raw_scores(clips, on_encoded=report))
+        raw = model.raw_scores(clips, on_encoded=report)
+        rows, qualities = model.score(raw), model.audio_quality(raw)
         texts = [None] * len(group)
         if transcriber is not None:
             texts = transcriber.transcribe(clips)
             if hook:
                 hook("transcripts", first + len(group), len(segments))
-        for offset, (segment, (emotions, attributes), text) in enumerate(zip(group, rows, texts)):
+        for offset, (segment, (emotions, attributes), text, quality) in enumerate(zip(group, rows, texts, qualities)):
             scored.append(VoiceSegment(first + offset, segment.start_s, segment.end_s, segment.speaker,
-                                       emotions, attributes, text))
+                                       emotions, attributes, text, quality))
     parameters = options.as_parameters()
     if transcriber is not None:
         info = transcriber.info

@@ -143,20 +143,26 @@ def segment_quality(audio: AudioClip, voice: VoiceAnalysis,
     if probabilities is None:
         probabilities = speech_probabilities(audio)
     chunk_s = VAD_CHUNK_SAMPLES / audio.sample_rate
-    frame = int(round(audio.sample_rate * QUALITY_FRAME_S))
     qualities = []
     for segment in voice.segments:
         first, last = int(segment.start_s / chunk_s), int(np.ceil(segment.end_s / chunk_s))
         speech = float(probabilities[first:last].mean()) if last > first and first < len(probabilities) else 0.0
-        samples = np.asarray(audio.window(segment.start_s, segment.end_s), dtype=np.float64)
-        count = len(samples) // frame
-        snr = 0.0
-        if count >= 2:
-            power = (samples[:count * frame].reshape(count, frame) ** 2).mean(axis=1)
-            level_db = 10 * np.log10(power + 1e-12)
-            snr = float(np.percentile(level_db, 90) - np.percentile(level_db, 10))
+        snr = snr_db(audio.window(segment.start_s, segment.end_s), audio.sample_rate)
         qualities.append(SegmentQuality(segment.segment_index, round(snr, 3), round(speech, 4)))
     return tuple(qualities)
+
+
+def snr_db(samples: np.ndarray, sample_rate: int) -> float:
+    """The loud frames' level (90th percentile) over the quiet frames' (10th), in dB, over frames of
+    QUALITY_FRAME_S; 0 for a clip too short to tell."""
+    frame = int(round(sample_rate * QUALITY_FRAME_S))
+    samples = np.asarray(samples, dtype=np.float64)
+    count = len(samples) // frame
+    if count < 2:
+        return 0.0
+    power = (samples[:count * frame].reshape(count, frame) ** 2).mean(axis=1)
+    level_db = 10 * np.log10(power + 1e-12)
+    return float(np.percentile(level_db, 90) - np.percentile(level_db, 10))
 
 
 def track_box_at(sightings: list[FaceObservation], times: np.ndarray, time_s: float,
