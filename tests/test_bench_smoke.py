@@ -81,3 +81,17 @@ def test_gpu_bench_cpu_smoke_prints_every_row(bench_work):
             assert is_number(row["speedup_vs_baseline"]) and row["speedup_vs_baseline"] > 0, row
     for name in expected:
         assert name in table
+
+
+def test_live_bench_prints_every_row(bench_work):
+    table, result = run_script("bench/bench_live.py", "--size", "tiny", "--seconds", "4", "--pps-list", "1,4",
+                               *SMOKE_MEDIA, "--work", str(bench_work))
+    assert [row["pps"] for row in result["faces"]] == [1.0, 4.0]
+    for row in result["faces"] + [result["voice"]]:
+        assert row["offered"] == row["processed"] + row["skipped"] and row["processed"] > 0, row
+        assert all(is_number(row[key]) and row[key] > 0 for key in ("latency_p50_s", "latency_p95_s")), row
+    assert result["faces"][1]["offered"] >= 3 * result["faces"][0]["offered"]  # four samples a second, not one
+    assert result["sustained_pps"] in (1.0, 4.0, None)
+    assert set(result["goals"]) == {"faces", "voice"}
+    for name in ("faces pps", "sustained:", "voice:", "goals:", "8 of the 55 Voice-Small heads"):
+        assert name in table

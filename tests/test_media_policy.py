@@ -4,6 +4,7 @@ servers on loopback addresses only (127.0.0.1 and 127.0.0.2) for redirects and s
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -154,3 +155,54 @@ def test_downloads_over_the_limit_are_refused_and_leave_nothing(servers, tmp_pat
     assert refused.value.refusal == "too_large"
     assert list((tmp_path / "cache").iterdir()) == []  # the partial file is gone
     assert _fetcher(tmp_path, [streaming.host], max_bytes=10_000).fetch(f"{streaming.url}/ok.mp4").stat().st_size == 5000
+
+
+def _resolving(monkeypatch, table: dict[str, list[str]]) -> None:
+    """Name resolution from a table (no DNS server is reachable from the tests)."""
+    import socket
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        if host not in table:
+            raise socket.gaierror(f"unknown host {host}")
+        return [(socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port or 0))
+                for a in table[host]]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_live_stream_hosts_follow_the_media_rules_and_are_pinned(monkeypatch):
+    _resolving(monkeypatch, {"cam.example.org": ["93.184.216.34"], "rebound.example.org": ["10.0.0.5"],
+                             "ls.internal": ["10.0.0.2"], "camera.lab": ["192.168.1.20"]})
+    policy = MediaPolicy(label_studio_url="http://ls.internal:8080",
+                         allowed_hosts=("*.example.org", "camera.lab"))
+    # Allowed by pattern, public address: the checked address goes into the URL (user and port kept).
+    assert policy.check_live_source("rtsp://user:pw@cam.example.org:8554/live?x=1") == \
+        "rtsp://user:pw@93.184.216.34:8554/live?x=1"
+    assert policy.check_live_source("srt://cam.example.org:9000?mode=caller") == "srt://93.184.216.34:9000?mode=caller"
+    # TLS checks the certificate against the name: the name stays.
+    assert policy.check_live_source("https://cam.example.org/live.m3u8") == "https://cam.example.org/live.m3u8"
+    # A pattern never allows a private address; a host named exactly may have one.
+    with pytest.raises(MediaRefused, match="rebound.example.org resolves to 10.0.0.5, a private address"):
+        policy.check_live_source("rtsp://rebound.example.org/live")
+    assert policy.check_live_source("rtsp://camera.lab/stream") == "rtsp://192.168.1.20/stream"
+    with pytest.raises(MediaRefused, match="other.lab is neither Label Studio's host nor in ALLOWED_MEDIA_HOSTS"):
+        policy.check_live_source("rtsp://other.lab/stream")
+    with pytest.raises(MediaRefused, match="the stream scheme file:// is not allowed"):
+        policy.check_live_source("file:///etc/passwd")
+    with pytest.raises(MediaRefused, match="names no host"):
+        policy.check_live_source("udp://@:1234")
+
+
+def test_live_devices_and_files_must_lie_under_the_media_roots(tmp_path):
+    recording = tmp_path / "session.mp4"
+    recording.write_bytes(b"x")
+    policy = MediaPolicy(media_roots=(tmp_path,))
+    assert policy.check_live_source(str(recording)) == str(recording.resolve())
+    with pytest.raises(MediaRefused, match="/dev/video0 is outside the media roots"):
+        policy.check_live_source("/dev/video0")
+    with pytest.raises(FileNotFoundError):
+        policy.check_live_source(str(tmp_path / "missing.mp4"))
+    (tmp_path / "escape").symlink_to("/etc/passwd")
+    with pytest.raises(MediaRefused, match="outside the media roots"):
+        policy.check_live_source(str(tmp_path / "escape"))
+    assert MediaPolicy(media_roots=(Path("/dev/null"),)).check_live_source("/dev/null") == "/dev/null"

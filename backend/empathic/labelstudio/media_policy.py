@@ -24,6 +24,7 @@ from __future__ import annotations
 import fnmatch
 import ipaddress
 import os
+import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -36,6 +37,9 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 # Cloud providers' instance metadata services (the classic SSRF target); some are link-local anyway.
 METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"))
+
+LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "http", "https")
+TLS_SCHEMES = frozenset({"https", "rtsps", "rtmps"})  # the certificate is checked against the name
 
 
 class MediaRefused(ValueError):
@@ -151,6 +155,51 @@ class MediaPolicy:
         if not _inside(real, base):
             raise MediaRefused("local_path", f"{relative} escapes the folder {base}")
         return Path(real)
+
+    # Live streams (``GET /live/events``)
+
+    def check_live_source(self, source: str) -> str:
+        """The source a live session may open, or MediaRefused. A stream URL must name a host allowed
+        as for plain URLs, and every address the host has now must pass the address rules; for
+        schemes without TLS the checked address is put in the URL, so the stream goes where it was
+        judged to go (no DNS rebinding between this check and FFmpeg's own lookup). A device or file
+        must lie under MEDIA_ROOTS (a lab allows its camera with MEDIA_ROOTS=/dev/video0)."""
+        if "://" not in source:
+            real = os.path.realpath(source)
+            if not self.trust_local_paths and not any(_inside(real, root) for root in self._roots):
+                where = ", ".join(self._roots) if self._roots else "no folder (MEDIA_ROOTS is not set)"
+                raise MediaRefused("local_path", f"{source} is outside the media roots: {where}")
+            if not os.path.exists(real):
+                raise FileNotFoundError(source)
+            return real
+        parts = urlsplit(source)
+        scheme = parts.scheme.lower()
+        if scheme not in LIVE_SCHEMES:
+            raise MediaRefused("scheme", f"the stream scheme {scheme}:// is not allowed; use one of "
+                                         f"{', '.join(LIVE_SCHEMES)}")
+        host = (parts.hostname or "").lower()
+        if not host or host == "@":
+            raise MediaRefused("host", f"{source} names no host (a listening stream is not allowed)")
+        try:
+            port = parts.port
+        except ValueError:
+            raise MediaRefused("host", f"{source} has a bad port") from None
+        port = port or {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}.get(scheme)
+        if not (self.is_label_studio(source) or self._matches(host, port, False)):
+            raise MediaRefused("host", f"{host}{':' + str(parts.port) if parts.port else ''} is neither Label "
+                                       f"Studio's host nor in ALLOWED_MEDIA_HOSTS")
+        try:
+            addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port)})
+        except (socket.gaierror, UnicodeError) as exc:
+            raise MediaRefused("host", f"{host} cannot be resolved ({exc})") from None
+        for address in addresses:
+            self.check_address(host, port, address)
+        if scheme in TLS_SCHEMES:
+            return source
+        pinned = f"[{addresses[0]}]" if ":" in addresses[0] else addresses[0]
+        netloc = parts.netloc.rsplit("@", 1)
+        hostport = netloc[-1].replace(parts.hostname, pinned, 1) if parts.hostname else netloc[-1]
+        return parts._replace(netloc="@".join(netloc[:-1] + [hostport])).geturl()
 
     # Sizes
 

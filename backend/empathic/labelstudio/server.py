@@ -3,7 +3,8 @@
 GET /, /health (always fast), POST /setup (parses the config; never loads a model), POST /predict
 (answers within INLINE_BUDGET_S; longer tasks become background jobs), POST /webhook (retrains
 nothing), GET /jobs (?project=ID) and /jobs/<id> (state, progress, failure reason; 503 while the
-queue is unreachable), GET /metrics (Prometheus text), GET /versions. A malformed body gets a 400
+queue is unreachable), GET /metrics (Prometheus text), GET /versions, GET /live/events (a live session as
+Server-Sent Events) and GET /live (a page that follows one), both off unless LIVE=true. A malformed body gets a 400
 with a one-line reason. HTTP basic auth when BASIC_AUTH_USER and BASIC_AUTH_PASS are set.
 """
 
@@ -22,6 +23,8 @@ from .backend import EmpathicBackend
 from .cache import redact_url
 from .config import ConfigError
 from .feedback import FEEDBACK_EVENTS
+from .live_page import LIVE_PAGE
+from .live_stream import LiveRefused, LiveStreams
 from .service import AnalysisService
 
 log = logging.getLogger(__name__)
@@ -194,6 +197,25 @@ def create_app(service: AnalysisService) -> Flask:
     def versions():
         return jsonify(versions=[settings.model_version], model_version=settings.model_version)
 
+    live_streams = LiveStreams(service)
+
+    @app.errorhandler(LiveRefused)
+    def live_refused(error: LiveRefused):
+        return jsonify(status="error", error=str(error)), error.status
+
+    @app.get("/live")
+    def live_page():
+        if not settings.live_enabled:
+            raise LiveRefused(403, "live sessions are off on this server (set LIVE=true to allow them)")
+        return Response(LIVE_PAGE, mimetype="text/html")
+
+    @app.get("/live/events")
+    def live_events():
+        feed = live_streams.open(request.args)
+        # No buffering on the way (nginx honours X-Accel-Buffering), no caching of a live feed.
+        return Response(feed, mimetype="text/event-stream",
+                        headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
     @app.get("/metrics")
     def metrics():
         return Response(prometheus_text(service), mimetype="text/plain; version=0.0.4")
@@ -232,6 +254,10 @@ def prometheus_text(service: AnalysisService) -> str:
            "rate a Video tag reads)", counters.get("task_fields_written", 0))
     metric("task_field_write_failures_total", "counter", "task fields that could not be written",
            counters.get("task_field_write_failures", 0))
+    metric("live_sessions_total", "counter", "live sessions started (GET /live/events)", counters.get("live_sessions", 0))
+    metric("live_sessions_running", "gauge", "live sessions running now", counters.get("live_sessions_running", 0))
+    metric("live_events_dropped_total", "counter", "live events a slow client did not read in time",
+           counters.get("live_events_dropped", 0))
     feedback = service.feedback.totals()
     lines.extend(["# HELP empathic_suggestions what annotators did with the suggested regions (kept, edited, "
                   "deleted; added: regions of their own), by the region's label, from Label Studio's annotation "

@@ -16,7 +16,7 @@ from pathlib import Path
 from .. import __version__
 from ..audio import decode_audio, media_extent
 from ..face_analysis import FaceAnalysisOptions, analyze_faces
-from ..hub import MissingWeightsError, WeightSources, resolve_needs
+from ..hub import MissingWeightsError, resolve_needs
 from ..models.asr import asr_needs
 from ..models.face import FaceEmotionModel
 from ..models.runtime import Runtime, make_runtime
@@ -49,7 +49,8 @@ class AnalysisService:
             Path(settings.media_cache_dir), max_cache_bytes=int(settings.media_cache_gb * GiB),
             local_files_root=settings.local_files_root, timeout_s=settings.media_timeout_s,
             policy=settings.media_policy())
-        self.sources = WeightSources(weights_root=settings.weights_dir)
+        self.sources = settings.weight_sources()
+        self.revisions = settings.revision_choices()  # MODEL_REVISIONS over the registry's pins
         self._runtime: Runtime | None = None
         self._models: dict[tuple, object] = {}
         self._identities: dict[tuple, object] = {}
@@ -91,9 +92,9 @@ class AnalysisService:
         key = (face_size, voice_size, self.settings.voice_encoder)
         if key in self._required_found:
             return
-        needs = FaceEmotionModel.needs(face_size) if face_size else ()
+        needs = FaceEmotionModel.needs(face_size, self.revisions) if face_size else ()
         if voice_size:
-            needs += VoiceEmotionModel.needs(voice_size, self.settings.voice_encoder)
+            needs += VoiceEmotionModel.needs(voice_size, self.settings.voice_encoder, self.revisions)
         resolve_needs(needs, self.sources)
         with self._counter_lock:
             self._required_found.add(key)
@@ -220,13 +221,14 @@ class AnalysisService:
     def analyze_face(self, path: Path, options: FaceAnalysisOptions, size: str, hook=None,
                      cached_only: bool = False) -> FaceAnalysis | None:
         info = self._identity(("face", size), lambda: FaceEmotionModel.describe(
-            *FaceEmotionModel.locate(size, self.sources), self.runtime))
+            *FaceEmotionModel.locate(size, self.sources, self.revisions), self.runtime))
         key = cache_key(self._digest(path), "face", model_identity(info),
                         options.as_parameters() + (("analysis_version", __version__),))
         analysis = self._cached("face", key, FaceAnalysis.from_cache)
         if analysis is None and not cached_only:
             self.count("face_cache_misses")
-            model = self._model(("face", size), lambda: FaceEmotionModel.load(size, self.sources, self.runtime))
+            model = self._model(("face", size), lambda: FaceEmotionModel.load(size, self.sources, self.runtime,
+                                                                            self.revisions))
             started = time.perf_counter()
             with self._device_slots:
                 analysis = analyze_faces(path, model, options, hook=hook)
@@ -241,7 +243,7 @@ class AnalysisService:
         encoder = self.settings.voice_encoder
         heads = self.settings.head_precision
         info = self._identity(("voice", size, encoder), lambda: VoiceEmotionModel.describe(
-            *VoiceEmotionModel.locate(size, self.sources, encoder), self.runtime, heads))
+            *VoiceEmotionModel.locate(size, self.sources, encoder, self.revisions), self.runtime, heads))
         parameters = options.as_parameters() + (("analysis_version", __version__),)
         attributes = self.settings.voice_attribute_ids()
         if attributes is not None:  # an analysis with fewer attribute heads is another analysis
@@ -308,15 +310,27 @@ class AnalysisService:
         self.check_models()
         settings = self.settings
         self._model(("face", settings.face_model_size),
-                    lambda: FaceEmotionModel.load(settings.face_model_size, self.sources, self.runtime))
+                    lambda: FaceEmotionModel.load(settings.face_model_size, self.sources, self.runtime,
+                                                  self.revisions))
         self._model(("voice", settings.voice_model_size, settings.voice_encoder),
                     lambda: self._load_voice(settings.voice_model_size))
+
+    def live_models(self, face: bool, voice: bool) -> tuple[FaceEmotionModel | None, VoiceEmotionModel | None]:
+        """The configured models, loaded once and shared with the predictions."""
+        settings = self.settings
+        self.require_models(settings.face_model_size if face else None, settings.voice_model_size if voice else None)
+        face_model = self._model(("face", settings.face_model_size), lambda: FaceEmotionModel.load(
+            settings.face_model_size, self.sources, self.runtime)) if face else None
+        voice_model = self._model(("voice", settings.voice_model_size, settings.voice_encoder),
+                                  lambda: self._load_voice(settings.voice_model_size)) if voice else None
+        return face_model, voice_model
 
     def _load_voice(self, size: str) -> VoiceEmotionModel:
         settings = self.settings
         return VoiceEmotionModel.load(size, self.sources, self.runtime, encoder=settings.voice_encoder,
                                       head_precision=settings.head_precision,
-                                      attributes=settings.voice_attribute_ids(), head_cache=settings.head_cache())
+                                      attributes=settings.voice_attribute_ids(), head_cache=settings.head_cache(),
+                                      revisions=self.revisions)
 
     @property
     def jobs_started(self) -> bool:

@@ -39,6 +39,8 @@ ENVIRONMENT = {
     "haar_search": "HAAR_SEARCH",
     "diarization_pipeline": "DIARIZATION_PIPELINE",
     "weights_dir": "EMPATHIC_WEIGHTS_DIR",
+    "model_revisions": "MODEL_REVISIONS",
+    "verify_weights": "VERIFY_WEIGHTS",
     "gpu_concurrency": "GPU_CONCURRENCY",
     "asr_model": "ASR_MODEL",
     "inline_budget_s": "INLINE_BUDGET_S",
@@ -59,6 +61,12 @@ ENVIRONMENT = {
     "fusion_grid_s": "FUSION_GRID_S",
     "face_weight": "FACE_WEIGHT",
     "voice_weight": "VOICE_WEIGHT",
+    "live_enabled": "LIVE",
+    "live_max_sessions": "LIVE_MAX_SESSIONS",
+    "live_max_s": "LIVE_MAX_S",
+    "live_pps": "LIVE_PPS",
+    "live_window_s": "LIVE_WINDOW_S",
+    "live_hop_s": "LIVE_HOP_S",
 }
 
 
@@ -86,8 +94,9 @@ class BackendSettings(BaseModel):
     voice_attributes: str = "all"
     head_cache_dir: str = "~/.cache/empathic/heads"  # a stacked copy of the voice heads; "off": none
     face_model_size: str = Field(default="small", pattern="^(small|large)$")
-    voice_model_size: str = Field(default="small", pattern="^(small|large)$")
-    voice_encoder: str = Field(default="emowhisper", pattern="^(emowhisper|bud-e-whisper)$")
+    voice_model_size: str = Field(default="small", pattern="^(small|large|plus)$")
+    # auto: each model's own encoder (EmoWhisper under Voice-Small/-Large, BUD-E-Whisper under Voice-Plus)
+    voice_encoder: str = Field(default="auto", pattern="^(auto|emowhisper|bud-e-whisper)$")
     face_pps: float = Field(default=1.0, gt=0)
     voice_pps: float = Field(default=0.2, gt=0)
     segmentation: str = Field(default="fixed", pattern="^(fixed|vad|diarization|scene)$")
@@ -95,6 +104,12 @@ class BackendSettings(BaseModel):
     haar_search: str = Field(default="local", pattern="^(local|exhaustive)$")  # see faces/haar_local.py
     diarization_pipeline: str | None = None
     weights_dir: Path | None = None
+    # Revisions instead of the registry's pins, comma-separated ORG/NAME@REVISION (a branch, a tag or
+    # a commit hash), e.g. laion/Empathic-Insight-Voice-Small@5e697df7fd75fc594c208d3713d403d08f6365ec.
+    model_revisions: str = ""
+    # Hash the weight files whose SHA256 is published (registry.PUBLISHED_CHECKSUMS) before loading
+    # them, and refuse any that differs; about a second per GB, once per process.
+    verify_weights: bool = False
     gpu_concurrency: int = Field(default=1, ge=1)
     asr_model: str = "openai/whisper-small"  # fills per-region TextAreas on audio
     # /predict computes a task itself only when its estimated cost fits in this many seconds (Label
@@ -128,6 +143,21 @@ class BackendSettings(BaseModel):
     delivery_timeout_s: float = Field(default=600.0, ge=0)
     face_weight: float = Field(default=1.0, ge=0)
     voice_weight: float = Field(default=1.0, ge=0)
+    # Live sessions (GET /live/events): off unless LIVE=true; sources pass the media rules.
+    live_enabled: bool = False
+    live_max_sessions: int = Field(default=2, ge=1)
+    live_max_s: float = Field(default=4 * 3600.0, gt=0)  # a session is stopped after this long
+    live_pps: float = Field(default=2.0, gt=0, le=30)
+    live_window_s: float = Field(default=10.0, gt=0, le=30)
+    live_hop_s: float = Field(default=3.0, gt=0)
+
+    @field_validator("model_revisions")
+    @classmethod
+    def _revisions(cls, value: str) -> str:
+        from ..registry import parse_revision_choices
+
+        parse_revision_choices(item for item in value.split(",") if item.strip())  # one line per mistake
+        return value
 
     @field_validator("label_studio_url")
     @classmethod
@@ -141,6 +171,18 @@ class BackendSettings(BaseModel):
         from ..models.voice import attribute_selection
 
         return attribute_selection(self.voice_attributes)
+
+    def revision_choices(self):
+        """MODEL_REVISIONS as registry.RevisionChoices (every item names its repository here: one
+        backend serves face and voice models alike)."""
+        from ..registry import parse_revision_choices
+
+        return parse_revision_choices(item for item in self.model_revisions.split(",") if item.strip())
+
+    def weight_sources(self):
+        from ..hub import WeightSources
+
+        return WeightSources(weights_root=self.weights_dir, verify_checksums=self.verify_weights)
 
     def head_cache(self) -> Path | None:
         from ..models.head_stack import head_cache_dir
