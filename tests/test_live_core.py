@@ -144,3 +144,62 @@ def test_the_summary_gives_rates_skips_and_latency_percentiles():
     assert document["face"]["skipped"] == 10 and "voice" not in document
     assert "faces: 10 of 20 samples (2.00/s), 10 skipped, latency p50 0.550 s" in summary.line()
     assert not summary.dropped and LiveSummary("x", "stream dropped: no data for 5 s", 1, 1, None, None).dropped
+
+
+class _FramesSource:
+    """A stream of plain grey frames at 10 fps (what LiveSource yields), for session tests."""
+
+    def __init__(self, count: int):
+        from empathic.live.source import StreamInfo
+
+        self.info = StreamInfo("test://frames", has_video=True, has_audio=False, width=64, height=48,
+                               nominal_fps=10.0)
+        self.stop = threading.Event()
+        self.count = count
+
+    def __iter__(self):
+        from empathic.live.source import VideoIn
+
+        for index in range(self.count):
+            if self.stop.is_set():
+                return
+            yield VideoIn(index, index / 10, 0.1, np.full((48, 64, 3), 128, np.uint8), time.perf_counter())
+
+
+class _BrokenModel:
+    def __init__(self, model):
+        self.runtime, self.info, self.preprocess = model.runtime, model.info, model.preprocess
+
+    def embed(self, pixels):
+        raise RuntimeError("the device fell over")
+
+
+def test_a_model_failure_ends_the_session_with_that_error(face_model_small):
+    from empathic.face_analysis import FaceAnalysisOptions
+    from empathic.faces.detect import make_detector
+    from empathic.live.session import LiveOptions, LiveSession
+
+    options = LiveOptions(faces=FaceAnalysisOptions(pps=10, detector="none"), voices=None)
+    session = LiveSession(options, _BrokenModel(face_model_small), None, make_detector("none"))
+    source = _FramesSource(10_000)
+    started = time.perf_counter()
+    with pytest.raises(RuntimeError, match="the device fell over"):
+        session.run(source)
+    assert source.stop.is_set() and time.perf_counter() - started < 30  # the reader stopped too
+
+
+def test_a_session_on_a_finite_source_scores_every_sample_in_order(face_model_small):
+    from empathic.face_analysis import FaceAnalysisOptions
+    from empathic.faces.detect import make_detector
+    from empathic.live.session import LiveOptions, LiveSession
+
+    events = []
+    options = LiveOptions(faces=FaceAnalysisOptions(pps=5, detector="none"), voices=None, waiting=1000)
+    result = LiveSession(options, face_model_small, None, make_detector("none"), on_event=events.append).run(
+        _FramesSource(20))
+    # 20 frames at 10 fps (2 s): samples at 0, 0.2, ... 1.8 s are frames 0, 2, ... 18.
+    assert [f.frame_index for f in result.face.frames] == list(range(0, 20, 2))
+    assert [e["frame_index"] for e in events if e["type"] == "face"] == list(range(0, 20, 2))
+    assert events[0]["type"] == "start" and result.summary.face.skipped == 0
+    assert all(len(e["faces"]) == 1 and e["faces"][0]["track_id"] == 1 for e in events if e["type"] == "face")
+    assert result.face.media["live"] and result.face.media["frame_count"] == 20

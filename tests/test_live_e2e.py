@@ -229,3 +229,28 @@ def test_a_slow_model_skips_samples_and_keeps_latency_bounded(clip, face_model_s
     assert [e["sample_index"] for e in events if e["type"] == "face"] == sorted(
         f.sample_index for f in result.face.frames)
     assert result.face.parameters[-1] == ("live_skipped_samples", face.skipped)
+
+
+def test_ctrl_c_ends_the_session_cleanly_and_writes_its_documents(clip, voice_hub_cache, tmp_path):
+    import signal
+
+    events = tmp_path / "events.jsonl"
+    process = subprocess.Popen([str(EMPATHIC), "live", str(clip), "--realtime", "--face", "--voice", "--pps", "2",
+                                "--hop", "2", "--events", str(events), "-o", tmp_path, *COMMON],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not (events.exists() and '"type":"face"' in events.read_text()):  # the session is under way
+        assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
+        time.sleep(0.2)
+    time.sleep(2.5)
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 0, stderr
+    assert stdout == ""  # the events went to the file
+    lines = [json.loads(line) for line in events.read_text().splitlines()]
+    summary = lines[-1]
+    assert summary["type"] == "summary" and summary["ended"] == "stopped"
+    assert 2 < summary["media_s"] < 12  # stopped part-way through the 14 s clip
+    coco = load(tmp_path / f"{clip.stem}.coco.json")
+    assert len(coco["images"]) == summary["face"]["processed"] >= 4
+    assert "-->" in (tmp_path / f"{clip.stem}.vtt").read_text()
