@@ -73,9 +73,9 @@ from empathic.models.face import BACKBONE_REQUIRED_FILES, FaceEmotionModel  # no
 from empathic.models.heads import load_head_file  # noqa: E402
 from empathic.models.quiet import quiet_transformers  # noqa: E402
 from empathic.models.runtime import make_runtime  # noqa: E402
-from empathic.models.voice import DEFAULT_ENCODER, ENCODER_PATTERNS, VoiceEmotionModel  # noqa: E402
+from empathic.models.voice import DEFAULT_ENCODER, ENCODER_PATTERNS, VoiceEmotionModel, voice_encoder  # noqa: E402
 from empathic.models.voice import LoadedFiles as VoiceFiles  # noqa: E402
-from empathic.registry import FACE_MODELS, VOICE_ENCODERS, VOICE_MODELS, HeadSet, RepoRef  # noqa: E402
+from empathic.registry import FACE_MODELS, VOICE_MODELS, HeadSet, RepoRef  # noqa: E402
 from empathic.results import Box  # noqa: E402
 from empathic.segments.fixed import FixedSegmenter, WindowOptions  # noqa: E402
 from empathic.voice_analysis import analyze_voice  # noqa: E402
@@ -237,7 +237,7 @@ def build_hub(cache: Path, sizes: Sizes, voice_heads: int) -> Path:
 
         repo(face.backbone, sizes.name, lambda f: _siglip_folder(f, sizes))
         repo(face.repo, sizes.name, face_heads)
-        repo(VOICE_ENCODERS[DEFAULT_ENCODER], sizes.name, lambda f: _whisper_folder(f, sizes))
+        repo(voice_encoder(DEFAULT_ENCODER), sizes.name, lambda f: _whisper_folder(f, sizes))
         repo(voice.repo, f"{sizes.name}-{voice_heads}", voice_heads_files)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -355,7 +355,7 @@ class ProjectVoice:
     def __init__(self, cache: Path, runtime, heads: int):
         spec = VOICE_MODELS["small"]
         spec = FirstHeads(**{f.name: getattr(spec, f.name) for f in dataclasses.fields(spec)}, count=heads)
-        encoder = VOICE_ENCODERS[DEFAULT_ENCODER]
+        encoder = voice_encoder(DEFAULT_ENCODER)
         repos = resolve_needs((ModelNeed(spec.repo, spec.download_patterns(), spec.download_patterns()),
                                ModelNeed(encoder, ENCODER_PATTERNS, BACKBONE_REQUIRED_FILES)),
                               weight_sources(cache))
@@ -464,7 +464,7 @@ class PeerVoice:
                  head_count: int | None = None):
         from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
-        encoder = VOICE_ENCODERS[DEFAULT_ENCODER]
+        encoder = voice_encoder(DEFAULT_ENCODER)
         spec = VOICE_MODELS["small"]
         names = spec.head_file_names()[:head_count]
         needs = [ModelNeed(encoder, ENCODER_PATTERNS, BACKBONE_REQUIRED_FILES)]

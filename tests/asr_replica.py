@@ -17,10 +17,11 @@ from pathlib import Path
 
 import torch
 
+from empathic.models.asr import DEFAULT_ASR_MODEL
 from empathic.registry import RepoRef
 from replicas import write_hub_repo
 
-WHISPER_SMALL = RepoRef("openai/whisper-small", "main")
+WHISPER_SMALL = DEFAULT_ASR_MODEL  # the pinned revision, so that "openai/whisper-small" finds it
 TINY_WHISPER_D_MODEL = 32
 # The real value is 448 (the decoder's positions); a random model rarely predicts <|endoftext|>, so a
 # short limit keeps each test's decode loop short.

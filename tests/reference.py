@@ -119,3 +119,68 @@ def reference_voice_scores(wav: np.ndarray, encoder_dir: Path, heads_dir: Path) 
         with torch.no_grad():
             raw[part] = load_voice_head(path)(embedding).item()
     return raw
+
+
+# Voice-Plus, written from its card (commit 441d220: "mean + min + max + std pooling over the encoder
+# sequence dimension, yielding a 3072-d input", "proj=64, hidden=[64, 32, 16]") and LAION's server that
+# loads it (Retrieval-Augmented-Voice-Cloning servers/ei_server.py): these four files are the quality
+# experts, every other head file reads the full sequence.
+VOICE_PLUS_QUALITY_FILES = (
+    "model_score_overall_quality_best.pth", "model_score_speech_quality_best.pth",
+    "model_score_background_quality_best.pth", "model_score_content_enjoyment_best.pth",
+)
+
+
+class PooledEmbeddingMLP(nn.Module):
+    """LAION's quality expert: proj on the pooled vector, then the voice heads' ReLU/Dropout + Linear blocks."""
+
+    def __init__(self, input_dim: int, projection_dim: int, hidden: list[int]):
+        super().__init__()
+        self.proj = nn.Linear(input_dim, projection_dim)
+        layers: list[nn.Module] = [nn.ReLU(), nn.Dropout(0.0)]
+        current = projection_dim
+        for size in hidden:
+            layers += [nn.Linear(current, size), nn.ReLU(), nn.Dropout(0.1)]
+            current = size
+        layers.append(nn.Linear(current, 1))
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return self.mlp(self.proj(x))
+
+
+def pool_embedding(embedding: torch.Tensor) -> torch.Tensor:
+    """[B, seq, d] -> [B, 4 d]: mean, min, max, std (torch's default, unbiased) over the sequence."""
+    return torch.cat([embedding.mean(dim=1), embedding.min(dim=1).values, embedding.max(dim=1).values,
+                      embedding.std(dim=1)], dim=1)
+
+
+def load_quality_expert(path: Path) -> PooledEmbeddingMLP:
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = {k.removeprefix("_orig_mod."): v for k, v in state.items()}
+    hidden = [state[f"mlp.{i}.weight"].shape[0] for i in (2, 5, 8)]
+    head = PooledEmbeddingMLP(state["proj.weight"].shape[1], state["proj.weight"].shape[0], hidden)
+    head.load_state_dict(state, strict=True)
+    return head.eval()
+
+
+def reference_voice_plus_scores(wav: np.ndarray, encoder_dir: Path, heads_dir: Path) -> dict[str, float]:
+    """{dimension name: raw} for one clip: the 55 full-sequence heads and the 4 quality experts, named
+    as LAION's server names them (the file stem without ``model_`` and ``_best``)."""
+    from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+    whisper = WhisperForConditionalGeneration.from_pretrained(encoder_dir).eval()
+    extractor = WhisperFeatureExtractor.from_pretrained(encoder_dir)
+    features = extractor(wav[: 30 * 16000], sampling_rate=16000, return_tensors="pt").input_features
+    with torch.no_grad():
+        embedding = whisper.get_encoder()(features, return_dict=True).last_hidden_state  # [1, 1500, d]
+        pooled = pool_embedding(embedding)
+    scores = {}
+    for path in sorted(heads_dir.glob("*.pth")):
+        name = "_".join(path.stem.split("_")[1:-1])
+        with torch.no_grad():
+            if path.name in VOICE_PLUS_QUALITY_FILES:
+                scores[name] = load_quality_expert(path)(pooled).item()
+            else:
+                scores[name] = load_voice_head(path)(embedding).item()
+    return scores

@@ -120,8 +120,9 @@ def write_hub_repo(cache: Path, ref: RepoRef, files: dict[str, bytes]) -> Path:
             link.unlink()
         link.symlink_to(os.path.relpath(blob, link.parent))
     if not is_hash:
-        (root / "refs").mkdir(exist_ok=True)
-        (root / "refs" / ref.revision).write_text(commit)
+        ref_file = root / "refs" / ref.revision  # "refs/pr/3" nests, as huggingface_hub writes it
+        ref_file.parent.mkdir(parents=True, exist_ok=True)
+        ref_file.write_text(commit)
     return snapshot
 
 
@@ -139,8 +140,10 @@ def build_face_replicas(cache: Path) -> dict[str, Path]:
 # heads' first layer takes 1500 x 16 inputs (the real ones take 1500 x 768).
 TINY_WHISPER_D_MODEL = 16
 WHISPER_POSITIONS = 1500
-# projection and hidden sizes keep the real pattern (Small 64/[64,32,16], Large 128/[128,64,32]) shrunk.
-VOICE_HIDDEN = {"small": (8, 8, 4, 2), "large": (16, 16, 8, 4)}
+# projection and hidden sizes keep the real pattern (Small 64/[64,32,16], Large 128/[128,64,32]) shrunk;
+# Voice-Plus re-hosts Voice-Small's heads, and its quality experts have the same shape on pooled input.
+VOICE_HIDDEN = {"small": (8, 8, 4, 2), "large": (16, 16, 8, 4), "plus": (8, 8, 4, 2)}
+POOLED_BLOCKS = 4  # mean, min, max, std: the quality experts read 4 x d_model inputs
 
 
 def tiny_whisper_files(d_model: int = TINY_WHISPER_D_MODEL, seed: int = 0) -> dict[str, bytes]:
@@ -176,18 +179,36 @@ def voice_head_state_dict(input_size: int, sizes: tuple[int, ...], seed: int,
     return state
 
 
+def quality_expert_state_dict(input_size: int, sizes: tuple[int, ...], seed: int) -> OrderedDict:
+    """A Voice-Plus quality expert (LAION's PooledEmbeddingMLP): the keys of a voice head, proj
+    reading pooled features. Outputs around 3, as LAION's MOS-like experts."""
+    generator = torch.Generator().manual_seed(5000 + seed)
+    names = ["proj"] + [f"mlp.{2 + 3 * i}" for i in range(len(sizes))]
+    dims = (input_size, *sizes, 1)
+    state = OrderedDict()
+    for name, n_in, n_out in zip(names, dims[:-1], dims[1:]):
+        # A large gain on proj: the tiny encoder's pooled statistics differ little from clip to clip.
+        bound = (30.0 if name == "proj" else 1.0) / n_in ** 0.5
+        state[f"{name}.weight"] = (torch.rand(n_out, n_in, generator=generator) * 2 - 1) * bound
+        state[f"{name}.bias"] = (torch.rand(n_out, generator=generator) * 2 - 1) * bound + (3.0 if n_out == 1 else 0.0)
+    return state
+
+
 def voice_repo_files(spec: HeadSet, d_model: int = TINY_WHISPER_D_MODEL) -> dict[str, bytes]:
     files = {}
     for seed, name in enumerate(spec.head_file_names()):
         state = voice_head_state_dict(WHISPER_POSITIONS * d_model, VOICE_HIDDEN[spec.size], seed,
                                       compiled=seed % 3 == 1)
         files[name] = _tensor_bytes(state)
+    for seed, name in enumerate(spec.quality_file_names()):
+        files[name] = _tensor_bytes(quality_expert_state_dict(POOLED_BLOCKS * d_model, VOICE_HIDDEN[spec.size], seed))
     files["README.md"] = b"tiny random replica for tests\n"
     return files
 
 
 def build_voice_replicas(cache: Path) -> dict[str, Path]:
-    """Both voice sizes and both Whisper encoders (different random weights)."""
+    """Every voice model (Voice-Plus at its pinned commit) and both Whisper encoders (different
+    random weights)."""
     from empathic.registry import VOICE_ENCODERS, VOICE_MODELS
 
     snapshots = {}

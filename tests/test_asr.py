@@ -40,7 +40,8 @@ def clips() -> list[np.ndarray]:
 def test_loads_the_hub_replica_and_records_the_commit(transcriber, whisper_snapshot):
     assert transcriber.info.repo == "openai/whisper-small"
     assert transcriber.info.revision == whisper_snapshot.name  # the snapshot's commit hash
-    assert transcriber.info.requested_revision == "main"
+    assert transcriber.info.requested_revision == DEFAULT_ASR_MODEL.revision  # the pin
+    assert transcriber.info.revision == "973afd24965f72e36ca33b3055d56a652f456b4d"
     assert transcriber.info.language is None  # detected per clip
     assert transcriber.model.dtype == torch.float32 and not transcriber.model.training
 
@@ -115,7 +116,10 @@ def test_missing_weights_name_the_repo_and_the_fetch_command(tmp_path, cpu_runti
 
 
 def test_repo_strings():
-    assert parse_asr_repo("openai/whisper-small") == RepoRef("openai/whisper-small", "main")
+    # the default model without a revision takes its pin; any other repository follows main
+    assert parse_asr_repo("openai/whisper-small") == DEFAULT_ASR_MODEL
+    assert parse_asr_repo("openai/whisper-small@main") == RepoRef("openai/whisper-small", "main")
+    assert parse_asr_repo("org/other") == RepoRef("org/other", "main")
     assert parse_asr_repo("org/name@v2") == RepoRef("org/name", "v2")
     for bad in ("whisper-small", "a/b/c", "org/name@", "/name"):
         with pytest.raises(ValueError):

@@ -98,3 +98,23 @@ def test_transcribe_adds_each_segments_text(two_voices, asr_hub_cache, tmp_path)
     assert document["parameters"]["transcription_language"] == "en"
     captions = list(webvtt.read(str(out / "two_voices.vtt")))
     assert len(captions) == 2 and all(len(c.text.splitlines()) == 2 for c in captions)
+
+
+def test_voice_plus_from_the_command_line_and_its_revision_options(two_voices, voice_hub_cache, tmp_path):
+    result = run("annotate", two_voices.path, "--model-size", "plus", "-f", "json", "-q", check=True)
+    document = json.loads(result.stdout)
+    info = document["model_info"]
+    assert (info["repo"], info["revision"], info["requested_revision"]) == (
+        "laion/Empathic-Insight-Voice-Plus", "441d220122d77cc43b60ffe3e13bf9358bf2fe8d",
+        "441d220122d77cc43b60ffe3e13bf9358bf2fe8d")
+    assert info["backbone"] == "laion/BUD-E-Whisper"  # the model's own encoder
+    assert all(len(s["audio_quality"]) == 4 and len(s["attributes"]) == 15 for s in document["segments"])
+    # --revision chooses another revision of the one head repository; a missing one is named in one line
+    result = run("annotate", two_voices.path, "--model-size", "plus", "--revision", "v9")
+    _assert_one_line_error(result, "laion/Empathic-Insight-Voice-Plus (revision v9")
+    result = run("annotate", two_voices.path, "--revision", "laion/BUD-E-Whisper@v9", "--voice-encoder",
+                 "bud-e-whisper")
+    _assert_one_line_error(result, "laion/BUD-E-Whisper (revision v9", "--voice-encoder bud-e-whisper")
+    _assert_one_line_error(run("annotate", two_voices.path, "--revision", "a b"), "--revision: revision 'a b'")
+    _assert_one_line_error(run("models", "download", "--face", "small", "--voice", "plus", "--revision", "v2"),
+                           "does not say its repository")

@@ -112,7 +112,7 @@ def test_events_come_in_media_time_order_with_stable_tracks(http_session, clip):
     spoken = [v for v in voices if v["speech"]]
     assert len(spoken) >= 5
     assert all(len(v["top"]) == 40 and v["window"][0] <= v["segment"][0] < v["segment"][1] <= v["window"][1]
-               for v in spoken)
+               and 0 <= v["quality"] <= 1 and "audio_quality" not in v for v in spoken)
     summary = events[-1]
     assert summary["face"]["offered"] == summary["face"]["processed"] + summary["face"]["skipped"]
     assert summary["face"]["latency_p95_s"] is not None and "latency p50" in live.stderr
@@ -235,8 +235,10 @@ def test_ctrl_c_ends_the_session_cleanly_and_writes_its_documents(clip, voice_hu
     import signal
 
     events = tmp_path / "events.jsonl"
+    # Voice-Plus this time: its four audio-quality experts come with every scored window.
     process = subprocess.Popen([str(EMPATHIC), "live", str(clip), "--realtime", "--face", "--voice", "--pps", "2",
-                                "--hop", "2", "--events", str(events), "-o", tmp_path, *COMMON],
+                                "--hop", "2", "--model-size", "plus", "--events", str(events), "-o", tmp_path,
+                                *COMMON],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while not (events.exists() and '"type":"face"' in events.read_text()):  # the session is under way
@@ -254,3 +256,7 @@ def test_ctrl_c_ends_the_session_cleanly_and_writes_its_documents(clip, voice_hu
     coco = load(tmp_path / f"{clip.stem}.coco.json")
     assert len(coco["images"]) == summary["face"]["processed"] >= 4
     assert "-->" in (tmp_path / f"{clip.stem}.vtt").read_text()
+    spoken = [e for e in lines if e["type"] == "voice" and e["speech"]]
+    assert spoken and all(set(e["audio_quality"]) == {"overall_quality", "speech_quality", "background_quality",
+                                                      "content_enjoyment"} for e in spoken)
+    assert all(0 <= e["quality"] <= 1 for e in spoken)

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import __version__, cli_live
 from .cli_common import (
     EXIT_ERROR, CliError, add_detection_options, add_revision_option, add_runtime_options, add_weight_options,
-    face_options_from, positive_float, revision_choices, top_k_value, weight_sources,
+    face_options_from, face_size_of, positive_float, revision_choices, revisions_of, top_k_value, weight_sources,
 )
 
 log = logging.getLogger("empathic")
@@ -40,8 +40,8 @@ def _build_parser() -> argparse.ArgumentParser:
                           help="samples per second: sampled frames for faces (default 1.0), "
                                "segments for fixed voice windows (default 0.2 = 5 s)")
     annotate.add_argument("--model-size", choices=["small", "large", "plus"], default="small",
-                          help="Empathic-Insight-{Face,Voice}-Small (default) or -Large; plus: Voice-Plus (Voice-Small's "
-                               "heads and 4 audio-quality experts) for voices, Face-Small for faces")
+                          help="Empathic-Insight-{Face,Voice}-Small (default) or -Large; plus: Voice-Plus "
+                               "(Voice-Small's heads and 4 audio-quality experts) for voices, Face-Small for faces")
     annotate.add_argument("--top-k", type=top_k_value, default=5,
                           help="emotions written per face or segment (1-40, default 5; voice JSON keeps 40)")
     annotate.add_argument("-f", "--format", choices=["coco", "json", "webvtt", "rttm", "persons", "eaf"],
@@ -368,7 +368,7 @@ def _annotate(args) -> int:
     if args.fuse and probed is not None and probed[0].is_image:
         raise CliError(f"{args.input}: is an image; --fuse needs a video with sound")
     fusion = _fusion_settings(args) if args.fuse else None
-    args.revisions = _revisions(args, face, voice)
+    args.revisions = revisions_of(args, face, voice)
     writers = _writers(args, {kind for kind, wanted in (("face", face), ("voice", voice), ("persons", args.fuse))
                               if wanted})
     if args.plot_format and not args.plot:
@@ -405,7 +405,7 @@ def _annotate(args) -> int:
             from .face_analysis import analyze_faces
             from .models.face import FaceEmotionModel
 
-            model = FaceEmotionModel.load(_face_size(args), weight_sources(args), runtime, args.revisions)
+            model = FaceEmotionModel.load(face_size_of(args), weight_sources(args), runtime, args.revisions)
             analyses["face"] = analyze_faces(args.input, model, face_options, hook=progress,
                                              probed=probed, detector=detector)
             if not analyses["face"].faces:
@@ -531,26 +531,12 @@ def _persons(args, analyses, audio, probed, fusion, progress):
     return analyze_persons(face, voice, evidence, linker, fusion_options, shots_s=shots, hook=progress)
 
 
-def _face_size(args) -> str:
-    """--model-size for faces: plus names Voice-Plus, and there is no Face-Plus: faces use Face-Small."""
-    return "small" if args.model_size == "plus" else args.model_size
-
-
-def _revisions(args, face: bool, voice: bool):
-    """--revision, a bare REVISION standing for the head repository of the one model asked for."""
-    from .registry import face_model, voice_model
-
-    heads = ([face_model(_face_size(args)).repo.repo_id] if face else []) + (
-        [voice_model(args.model_size).repo.repo_id] if voice else [])
-    return revision_choices(args, heads)
-
-
 def _require_models(args, face: bool, voice_options) -> None:
     from .hub import resolve_needs
     from .models.face import FaceEmotionModel
     from .models.voice import VoiceEmotionModel
 
-    needs = FaceEmotionModel.needs(_face_size(args), args.revisions) if face else ()
+    needs = FaceEmotionModel.needs(face_size_of(args), args.revisions) if face else ()
     if voice_options is not None:
         needs += VoiceEmotionModel.needs(args.model_size, args.voice_encoder, args.revisions)
         if args.transcribe:

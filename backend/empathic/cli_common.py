@@ -120,3 +120,17 @@ def face_options_from(args, pps: float):
         detection=DetectorOptions(confidence_threshold=args.confidence_threshold,
                                   min_face_size=args.min_face_size, detect_width=args.detect_width,
                                   max_faces=args.max_faces, haar_search=args.haar_search))
+
+
+def face_size_of(args) -> str:
+    """--model-size for faces: plus names Voice-Plus, and there is no Face-Plus: faces use Face-Small."""
+    return "small" if args.model_size == "plus" else args.model_size
+
+
+def revisions_of(args, face: bool, voice: bool):
+    """--revision, a bare REVISION standing for the head repository of the one model asked for."""
+    from .registry import face_model, voice_model
+
+    heads = ([face_model(face_size_of(args)).repo.repo_id] if face else []) + (
+        [voice_model(args.model_size).repo.repo_id] if voice else [])
+    return revision_choices(args, heads)

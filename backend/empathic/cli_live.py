@@ -53,10 +53,12 @@ def add_parser(commands) -> None:
                       help="documents written at the end, repeatable (default coco for faces, webvtt for voices)")
     live.add_argument("--name", default=None, help="file name stem of the documents (default: from the source)")
     live.add_argument("--top-k", type=common.top_k_value, default=5, help="emotions per face or window (1-40, default 5)")
-    live.add_argument("--model-size", choices=["small", "large"], default="small",
-                      help="Empathic-Insight-{Face,Voice}-Small (default) or -Large")
-    live.add_argument("--voice-encoder", choices=["emowhisper", "bud-e-whisper"], default="emowhisper",
-                      help="Whisper encoder under the voice heads (default emowhisper)")
+    live.add_argument("--model-size", choices=["small", "large", "plus"], default="small",
+                      help="Empathic-Insight-{Face,Voice}-Small (default) or -Large; plus: Voice-Plus for voices "
+                           "(with its 4 audio-quality experts), Face-Small for faces")
+    live.add_argument("--voice-encoder", choices=["auto", "emowhisper", "bud-e-whisper"], default="auto",
+                      help="Whisper encoder under the voice heads (default auto: the model's own)")
+    common.add_revision_option(live)
     faces = live.add_argument_group("faces")
     common.add_detection_options(faces)
     common.add_runtime_options(live)
@@ -108,6 +110,7 @@ def run(args) -> int:
     source = None if (args.face or args.voice) else open_source()
     try:
         face, voice = (args.face, args.voice) if source is None else (source.info.has_video, source.info.has_audio)
+        revisions = common.revisions_of(args, face, voice)
         face_options = common.face_options_from(args, args.pps) if face else None
         detector = make_detector(face_options.detector, face_options.detection) if face else None
         writers = _documents(args, face, voice)
@@ -115,7 +118,8 @@ def run(args) -> int:
         if face:
             from .models.face import FaceEmotionModel
 
-            face_model = FaceEmotionModel.load(args.model_size, common.weight_sources(args), runtime)
+            face_model = FaceEmotionModel.load(common.face_size_of(args), common.weight_sources(args), runtime,
+                                               revisions)
         if voice:
             from .models.head_stack import head_cache_dir
             from .models.voice import VoiceEmotionModel, attribute_selection
@@ -124,7 +128,7 @@ def run(args) -> int:
             voice_model = VoiceEmotionModel.load(
                 args.model_size, common.weight_sources(args), runtime, encoder=args.voice_encoder,
                 head_precision=args.head_precision, attributes=attributes,
-                head_cache=head_cache_dir(args.head_cache))
+                head_cache=head_cache_dir(args.head_cache), revisions=revisions)
         source = source or open_source()
         events = _EventWriter(args.events)
         options = LiveOptions(faces=face_options, voices=sliding if voice else None, top_k=args.top_k)

@@ -10,7 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .registry import RepoRef
+from .checksums import verify_files
+from .registry import HeadSet, RepoRef, checksums_for
 
 LOCAL_REVISION = "local"
 
@@ -28,6 +29,7 @@ class WeightSources:
         writes them.
     cache_dir: the hub cache; None means huggingface_hub's own default (``HF_HUB_CACHE``...).
     offline: never download; None means huggingface_hub's ``HF_HUB_OFFLINE`` setting.
+    verify_checksums: hash the files whose SHA256 the registry knows and refuse any that differs.
     """
 
     local_dirs: Mapping[str, Path] = field(default_factory=dict)
@@ -35,6 +37,7 @@ class WeightSources:
     cache_dir: Path | None = None
     offline: bool | None = None
     token: str | None = None
+    verify_checksums: bool = False
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,23 @@ class ModelNeed:
     required_files: tuple[str, ...] = ()
     download_args: tuple[str, ...] = ()
     hint: str | None = None  # what else the user must do (a gated repository: accept its conditions)
+    # Revisions tried in order where ``ref``'s revision lacks ``required_files`` (registry.HeadSet).
+    fallback_revisions: tuple[str, ...] = ()
+    checksums: tuple[tuple[str, str], ...] = ()  # (file, published SHA256), checked on request
+    checksum_source: str = ""  # the pages the checksums were read from, for the error message
+
+    def candidates(self) -> tuple[RepoRef, ...]:
+        return (self.ref, *(RepoRef(self.ref.repo_id, r) for r in self.fallback_revisions if r != self.ref.revision))
+
+
+def head_need(spec: HeadSet, registry_revisions: Iterable[str], fetch: tuple[str, ...]) -> ModelNeed:
+    """The need for a model's head files: all of them required, its fallback revisions, and the
+    published checksums where ``spec`` asks for the registry's own revision."""
+    files = spec.download_patterns()
+    published = checksums_for(spec.repo, registry_revisions)
+    return ModelNeed(spec.repo, files, files, fetch, fallback_revisions=spec.fallback_revisions,
+                     checksums=tuple(sorted(published.sha256.items())) if published else (),
+                     checksum_source=published.source if published else "")
 
 
 def download_command(needs: Iterable[ModelNeed]) -> str:
@@ -169,26 +189,106 @@ def resolve_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSource
     return resolved
 
 
+def _absent(repo: ResolvedRepo, file_names: Iterable[str]) -> list[str]:
+    return [name for name in file_names if not (repo.path / name).is_file()]
+
+
+def _shown(names: list[str], limit: int = 3) -> str:
+    return ", ".join(names[:limit]) + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+def _merged(needs: tuple[ModelNeed, ...]) -> dict[RepoRef, ModelNeed]:
+    """One need per repository: their patterns, required files and checksums together."""
+    merged: dict[RepoRef, ModelNeed] = {}
+    for need in needs:
+        known = merged.get(need.ref)
+        if known is None:
+            merged[need.ref] = need
+            continue
+        merged[need.ref] = ModelNeed(
+            need.ref, tuple(dict.fromkeys(known.patterns + need.patterns)),
+            tuple(dict.fromkeys(known.required_files + need.required_files)), known.download_args, known.hint,
+            known.fallback_revisions or need.fallback_revisions,
+            tuple(dict.fromkeys(known.checksums + need.checksums)), known.checksum_source or need.checksum_source)
+    return merged
+
+
+def _resolve_need(need: ModelNeed, sources: WeightSources, offline: bool) -> tuple[ResolvedRepo | None, str]:
+    """The first of the need's revisions that holds every required file, or (None, why not)."""
+    reasons = []
+    for ref in need.candidates():
+        repo, why = _resolve_one(ref, need.patterns, sources, offline)
+        if repo is not None:
+            absent = _absent(repo, need.required_files)
+            if not absent:
+                return repo, ""
+            why = f"{repo.path} lacks {len(absent)} file(s): {_shown(absent)}"
+        reasons.append(why if ref == need.ref else f"at {ref.revision}: {why}")
+    return None, "; ".join(reasons)
+
+
+def _verify(repo: ResolvedRepo, need: ModelNeed) -> None:
+    if need.checksums:
+        verify_files(repo.path, dict(need.checksums), repo.ref.repo_id, need.checksum_source)
+
+
 def resolve_needs(needs: Iterable[ModelNeed], sources: WeightSources,
                   allow_download: bool = True) -> dict[RepoRef, ResolvedRepo]:
     """Resolve everything a run needs before any work starts, or raise ONE error that names every
-    missing or incomplete repository and the one command that fetches them all."""
+    missing or incomplete repository and the one command that fetches them all.
+
+    The result is keyed by each need's own ref; the ResolvedRepo says which revision served it (a
+    fallback revision where the first lacked the files). With ``sources.verify_checksums`` the
+    files whose SHA256 is published are hashed, and a mismatch raises WeightChecksumError."""
     needs = tuple(needs)
-    patterns: dict[RepoRef, tuple[str, ...]] = {}
-    for need in needs:
-        patterns[need.ref] = tuple(dict.fromkeys(patterns.get(need.ref, ()) + need.patterns))
-    resolved, missing = _resolve_all(patterns, sources, allow_download)
-    for need in needs:  # a snapshot can exist with files missing (an interrupted or filtered download)
-        repo = resolved.get(need.ref)
-        absent = [name for name in need.required_files if repo is not None and not (repo.path / name).is_file()]
-        if absent:
-            shown = ", ".join(absent[:3]) + (f" and {len(absent) - 3} more" if len(absent) > 3 else "")
-            missing.append((need.ref, f"{repo.path} lacks {len(absent)} file(s): {shown}"))
+    offline = _is_offline(sources) or not allow_download
+    resolved: dict[RepoRef, ResolvedRepo] = {}
+    missing: list[tuple[RepoRef, str]] = []
+    for ref, need in _merged(needs).items():
+        repo, why = _resolve_need(need, sources, offline)
+        if repo is None:
+            missing.append((ref, why))
+        else:
+            resolved[ref] = repo
     if missing:
         failed = {ref for ref, _ in missing}
         raise _missing_error(missing, sources, download_command(n for n in needs if n.ref in failed),
                              [n.hint for n in needs if n.ref in failed and n.hint])
+    if sources.verify_checksums:
+        for ref, need in _merged(needs).items():
+            _verify(resolved[ref], need)
     return resolved
+
+
+def download_needs(needs: Iterable[ModelNeed], sources: WeightSources, to: Path | None = None
+                   ) -> list[ResolvedRepo]:
+    """Fetch every need into the hub cache (or into ``to/<org>/<name>``), with progress bars: its
+    revision, else the first fallback revision that holds the required files. With
+    ``sources.verify_checksums`` the fetched files are checked against their published SHA256."""
+    fetched = []
+    for ref, need in _merged(tuple(needs)).items():
+        local_dir = Path(to) / ref.repo_id if to is not None else None
+        reasons = []
+        for candidate in need.candidates():
+            try:
+                path = _download(candidate, need.patterns, sources, local_dir=local_dir)
+            except Exception as exc:  # network, auth, unknown revision: the next revision may still serve
+                if len(need.candidates()) == 1:
+                    raise
+                why = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                reasons.append(f"{candidate.revision}: {type(exc).__name__}: {why}")
+                continue
+            repo = ResolvedRepo(candidate, path, _commit_of(path))
+            absent = _absent(repo, need.required_files)
+            if not absent:
+                break
+            reasons.append(f"{candidate.revision} lacks {_shown(absent)}")
+        else:
+            raise MissingWeightsError(f"{ref.repo_id}: no revision holds the model's files ({'; '.join(reasons)})")
+        if sources.verify_checksums:
+            _verify(repo, need)
+        fetched.append(repo)
+    return fetched
 
 
 def require_files(repo: ResolvedRepo, file_names: Iterable[str], fetch_command: str) -> None:

@@ -276,6 +276,9 @@ class VoiceSegment:
     emotions: tuple[EmotionScore, ...]  # all 40, best first; raw on LAION's 0-4 scale
     attributes: tuple[tuple[str, float], ...]  # the attribute heads' raw values, e.g. arousal
     transcription: str | None = None
+    # Voice-Plus's audio-quality experts (raw, by id); empty for models without them. Reported
+    # beside the attributes, never part of the emotion softmax.
+    audio_quality: tuple[tuple[str, float], ...] = ()
 
     @property
     def duration_s(self) -> float:
@@ -294,6 +297,7 @@ class VoiceSegment:
             "emotions": {e.emotion_id: {"score": _num(e.share), "rank": e.rank, "raw": _num(e.raw)}
                          for e in shown},
             "attributes": {k: _num(v) for k, v in self.attributes},
+            **({"audio_quality": {k: _num(v) for k, v in self.audio_quality}} if self.audio_quality else {}),
             "transcription": self.transcription,
         }
 
@@ -316,8 +320,13 @@ class VoiceAnalysis:
     def model_info(self) -> dict:
         return {**self.model.to_dict(), "segmentation_mode": self.segmentation_mode}
 
+    @property
+    def audio_quality_ids(self) -> tuple[str, ...]:
+        """The quality experts the segments carry (Voice-Plus), in their order; () for other models."""
+        return next((tuple(k for k, _ in s.audio_quality) for s in self.segments if s.audio_quality), ())
+
     def to_dict(self, top_k: int | None = None) -> dict:
-        from .taxonomy import VOICE_ATTRIBUTES
+        from .taxonomy import VOICE_ATTRIBUTES, VOICE_QUALITY_EXPERTS
 
         scales = {d.id: {"name": d.name, "low": d.scale.low, "high": d.scale.high,
                          "low_meaning": d.scale.low_meaning, "high_meaning": d.scale.high_meaning,
@@ -328,8 +337,14 @@ class VoiceAnalysis:
             "model_info": self.model_info(),
             "parameters": dict(self.parameters),
             "attribute_scales": scales,
-            "segments": [s.to_dict(top_k) for s in self.segments],
         }
+        quality_ids = self.audio_quality_ids
+        if quality_ids:
+            document["audio_quality_scales"] = {
+                q.id: {"name": q.name, "distilled_from": q.distilled_from, "nominal_low": q.nominal_range[0],
+                       "nominal_high": q.nominal_range[1], "higher_is_better": True}
+                for q in VOICE_QUALITY_EXPERTS if q.id in quality_ids}
+        document["segments"] = [s.to_dict(top_k) for s in self.segments]
         if self.shots_s:
             document["shots"] = [_num(t) for t in self.shots_s]
         return document
@@ -349,6 +364,7 @@ class VoiceAnalysis:
                 "emotions": _emotions_to_cache(s.emotions),
                 "attributes": _named_floats_to_cache(s.attributes),
                 "transcription": s.transcription,
+                **({"audio_quality": _named_floats_to_cache(s.audio_quality)} if s.audio_quality else {}),
             } for s in self.segments],
         }
 
@@ -370,6 +386,7 @@ class VoiceAnalysis:
                 emotions=_emotions_from_cache(s["emotions"]),
                 attributes=_named_floats_from_cache(s["attributes"]),
                 transcription=optional_text(s["transcription"]),
+                audio_quality=_named_floats_from_cache(s.get("audio_quality", [])),
             ) for s in document["segments"]),
             model=_model_from_cache(document["model"]),
             segmentation_mode=str(document["segmentation_mode"]),

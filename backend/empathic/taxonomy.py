@@ -156,6 +156,31 @@ VOICE_ATTRIBUTES: tuple[Dimension, ...] = (
               Scale(0, 3, "no noise", "intense noise")),
 )
 
+@dataclass(frozen=True)
+class QualityExpert:
+    """One of Voice-Plus's audio-quality heads: it reads pooled encoder features (not the full
+    sequence), reports a value beside the attributes, and never enters the emotion softmax."""
+
+    id: str
+    name: str
+    file_key: str
+    distilled_from: str  # the rater whose scores it learned, as LAION names it
+    nominal_range: tuple[float, float]  # "MOS-like, roughly 1-5, higher is better" (LAION's guide)
+
+
+# Names and files: LAION's own server (github.com/LAION-AI/Retrieval-Augmented-Voice-Cloning at a7f352e,
+# servers/ei_server.py, QUALITY_EXPERT_FILES). Which rater each one distils and the rough range:
+# LAION's guide (github.com/LAION-AI/voicenet at f4e4579, guides/emonet_empathic_insight.md: "Overall Quality,
+# Speech Quality, Background Quality (distilled from Microsoft DNSMOS), and Content Enjoyment
+# (distilled from Meta AudioBox)"; "MOS-like (roughly 1-5, higher is better)"). The model card
+# (commit 441d220) states neither a range nor a clamp: values outside it occur.
+VOICE_QUALITY_EXPERTS: tuple[QualityExpert, ...] = (
+    QualityExpert("overall_quality", "Overall Quality", "score_overall_quality", "DNSMOS", (1.0, 5.0)),
+    QualityExpert("speech_quality", "Speech Quality", "score_speech_quality", "DNSMOS", (1.0, 5.0)),
+    QualityExpert("background_quality", "Background Quality", "score_background_quality", "DNSMOS", (1.0, 5.0)),
+    QualityExpert("content_enjoyment", "Content Enjoyment", "score_content_enjoyment", "AudioBox", (1.0, 5.0)),
+)
+
 HEAD_FILE_PREFIX = "model_"
 HEAD_FILE_SUFFIX = "_best.pth"
 

@@ -5,11 +5,14 @@
     EMOTIONS: Sadness(0.184), Distress(0.091), ...
 
 The number is the emotion's share (softmax over the 40 emotions), as in the JSON's ``score``.
+With Voice-Plus, the header NOTE also describes the four audio-quality experts, and a NOTE before
+each cue gives its values (players skip NOTE blocks; people and scripts can read them).
 """
 
 from __future__ import annotations
 
 from ..results import VoiceAnalysis
+from ..taxonomy import VOICE_QUALITY_EXPERTS
 
 
 def timestamp(seconds: float) -> str:
@@ -46,8 +49,17 @@ class WriteVTT:
             "parameters: " + ", ".join(f"{k}={v}" for k, v in analysis.parameters),
             "EMOTIONS lists the top emotions with their share (softmax over LAION's 40 emotions).",
         ]
+        quality_ids = analysis.audio_quality_ids
+        if quality_ids:
+            header.append("AUDIO QUALITY notes give Voice-Plus's quality experts per segment (never part of the "
+                          "shares); LAION calls them MOS-like, roughly 1-5, higher is better:")
+            header += [f"  {q.id}: {q.name}, distilled from {q.distilled_from}" for q in VOICE_QUALITY_EXPERTS
+                       if q.id in quality_ids]
         blocks = ["WEBVTT", _note("\n".join(header))]
         for segment in analysis.segments:
+            if segment.audio_quality:
+                values = ", ".join(f"{k}={v:.2f}" for k, v in segment.audio_quality)
+                blocks.append(_note(f"AUDIO QUALITY {segment.segment_index + 1}: {values}"))
             lines = []
             if segment.transcription:
                 lines.append(escape(" ".join(segment.transcription.split())))

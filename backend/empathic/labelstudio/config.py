@@ -4,7 +4,8 @@ Supported: ``<Video>`` with ``<VideoRectangle>`` (+ ``<Labels>``) face tracks, p
 and ``<TimelineLabels>``; ``<Audio>`` (also ``value="$video"``) with ``<Labels>`` segments and
 per-region ``<Choices>``, ``<Taxonomy>``, ``<Number>`` and ``<TextArea>``. Per-control settings are
 ``model_*`` attributes: ``model_threshold``, ``model_top_k``, ``model_pps``, ``model_segmentation``,
-``model_size``, ``model_attribute`` on a Number (else its name is matched: valence, arousal...), and
+``model_size`` (small, large; plus on an Audio: Voice-Plus), ``model_attribute`` on a Number (else its
+name is matched: valence, arousal..., or a Voice-Plus quality expert: speech_quality...), and
 ``model_source="fused"`` on a TimelineLabels (per-person segments of the fused face and voice
 emotions, where the config has a Video and an Audio of the same media; default ``face``).
 """
@@ -14,11 +15,12 @@ from __future__ import annotations
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 
-from ..taxonomy import FACE_DIMENSIONS, VOICE_ATTRIBUTES
+from ..taxonomy import FACE_DIMENSIONS, VOICE_ATTRIBUTES, VOICE_QUALITY_EXPERTS
 from .mapping import (DEFAULT_THRESHOLD, ConfigError, LabelMapping, UnmappableConfigError, map_labels, normalise,
                       usable_names)
 
 SEGMENTATIONS = ("fixed", "vad", "diarization", "scene")
+MODEL_SIZES = {"video": ("small", "large"), "audio": ("small", "large", "plus")}  # Voice-Plus has no face twin
 SOURCES = ("face", "fused")
 __all__ = ["ConfigError", "ControlPlan", "ControlSettings", "ObjectPlan", "ProjectPlan", "parse_config"]
 
@@ -42,7 +44,7 @@ class ControlPlan:
     mapping: LabelMapping | None = None  # for label-bearing controls
     per_region: bool = False
     labels: tuple[str, ...] = ()  # every label/choice value, in config order
-    attribute: str | None = None  # Number: the dimension or attribute it shows
+    attribute: str | None = None  # Number: the dimension, attribute or quality expert it shows
     taxonomy_paths: tuple[tuple[str, ...], ...] = ()  # Taxonomy: root-to-node path of every node
     number_range: tuple[float | None, float | None] = (None, None)
 
@@ -93,8 +95,8 @@ def _settings(attributes: dict[str, str], name: str) -> ControlSettings:
     if segmentation is not None and segmentation not in SEGMENTATIONS:
         raise ConfigError(f"{name}: model_segmentation={segmentation!r}; use one of {', '.join(SEGMENTATIONS)}")
     size = attributes.get("model_size")
-    if size is not None and size not in ("small", "large"):
-        raise ConfigError(f"{name}: model_size={size!r}; use small or large")
+    if size is not None and size not in MODEL_SIZES["audio"]:
+        raise ConfigError(f"{name}: model_size={size!r}; use small, large or (on an Audio) plus")
     if top_k is not None and not 1 <= top_k <= 40:
         raise ConfigError(f"{name}: model_top_k must be between 1 and 40, got {top_k}")
     if pps is not None and not pps > 0:
@@ -124,7 +126,7 @@ def _taxonomy_paths(element: ElementTree.Element) -> tuple[tuple[str, ...], ...]
 
 def _attribute_for(name: str, attributes: dict[str, str]) -> str | None:
     wanted = normalise(attributes.get("model_attribute") or name)
-    for dimension in VOICE_ATTRIBUTES + FACE_DIMENSIONS:
+    for dimension in VOICE_ATTRIBUTES + FACE_DIMENSIONS + VOICE_QUALITY_EXPERTS:
         if wanted in (dimension.id, normalise(dimension.name), normalise(dimension.file_key)):
             return dimension.id
     return None
@@ -153,6 +155,9 @@ def parse_config(label_config: str) -> ProjectPlan:
         settings = _settings(attributes, name)
         per_region = attributes.get("perRegion", "false").lower() == "true"
         kind = objects[to_name]["type"]
+        if settings.model_size is not None and settings.model_size not in MODEL_SIZES[kind]:
+            raise ConfigError(f"{name}: model_size={settings.model_size!r} is for an Audio (Voice-Plus); on a "
+                              f"{kind.capitalize()} use {' or '.join(MODEL_SIZES[kind])}")
         labels = {c.get("value"): dict(c.attrib) for c in element.iter()
                   if c is not element and c.tag in ("Label", "Choice") and c.get("value")}
         tag = element.tag

@@ -233,7 +233,8 @@ def _per_region_child(control: ControlPlan, region_id: str, segment: VoiceSegmen
         paths = taxonomy_paths(control, segment)
         return {**base, "type": "taxonomy", "value": {**span, "taxonomy": [list(p) for p in paths]}} if paths else None
     if control.type == "number":
-        value = dict(segment.attributes).get(control.attribute)
+        # An attribute head's value, or a Voice-Plus quality expert's (matched by name alike).
+        value = dict(segment.attributes + segment.audio_quality).get(control.attribute)
         if value is None:
             return None
         low, high = control.number_range

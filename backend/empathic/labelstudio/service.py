@@ -227,8 +227,7 @@ class AnalysisService:
         analysis = self._cached("face", key, FaceAnalysis.from_cache)
         if analysis is None and not cached_only:
             self.count("face_cache_misses")
-            model = self._model(("face", size), lambda: FaceEmotionModel.load(size, self.sources, self.runtime,
-                                                                            self.revisions))
+            model = self._model(("face", size), lambda: self._load_face(size))
             started = time.perf_counter()
             with self._device_slots:
                 analysis = analyze_faces(path, model, options, hook=hook)
@@ -309,9 +308,7 @@ class AnalysisService:
         """Load the configured face and voice models now (a worker does, before its first job)."""
         self.check_models()
         settings = self.settings
-        self._model(("face", settings.face_model_size),
-                    lambda: FaceEmotionModel.load(settings.face_model_size, self.sources, self.runtime,
-                                                  self.revisions))
+        self._model(("face", settings.face_model_size), lambda: self._load_face(settings.face_model_size))
         self._model(("voice", settings.voice_model_size, settings.voice_encoder),
                     lambda: self._load_voice(settings.voice_model_size))
 
@@ -319,11 +316,14 @@ class AnalysisService:
         """The configured models, loaded once and shared with the predictions."""
         settings = self.settings
         self.require_models(settings.face_model_size if face else None, settings.voice_model_size if voice else None)
-        face_model = self._model(("face", settings.face_model_size), lambda: FaceEmotionModel.load(
-            settings.face_model_size, self.sources, self.runtime)) if face else None
+        face_model = self._model(("face", settings.face_model_size),
+                                 lambda: self._load_face(settings.face_model_size)) if face else None
         voice_model = self._model(("voice", settings.voice_model_size, settings.voice_encoder),
                                   lambda: self._load_voice(settings.voice_model_size)) if voice else None
         return face_model, voice_model
+
+    def _load_face(self, size: str) -> FaceEmotionModel:
+        return FaceEmotionModel.load(size, self.sources, self.runtime, self.revisions)
 
     def _load_voice(self, size: str) -> VoiceEmotionModel:
         settings = self.settings

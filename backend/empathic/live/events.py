@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from ..persons.quality import QualityOptions, face_quality
+from ..persons.evidence import SegmentQuality
+from ..persons.quality import QualityOptions, face_quality, voice_quality
 from ..results import EmotionScore, FaceObservation, VoiceSegment
 from .source import StreamInfo
 
@@ -50,20 +51,22 @@ def face_event(sample_index: int, frame_index: int, time_s: float, faces: list[F
 
 def voice_event(window_index: int, window: tuple[float, float], segment: VoiceSegment | None,
                 speech_s: float, snr_db: float, latency_s: float, top_k: int, quality: QualityOptions) -> dict:
-    """A window with too little speech is reported too (``speech: false``), so a follower sees silence."""
+    """A window with too little speech is reported too (``speech: false``), so a follower sees silence.
+    Quality as in fusion (``persons.quality``): Voice-Plus's experts where the model has them, else the
+    SNR estimate and the share of the segment that silero-vad found to be speech."""
     event = {"type": "voice", "media_time_s": round(window[1], 6), "wall_time": wall_time(),
              "latency_s": round(latency_s, 4), "window_index": window_index,
              "window": [round(window[0], 6), round(window[1], 6)], "speech": segment is not None,
              "speech_s": round(speech_s, 3)}
     if segment is None:
         return event
-    flags = []
-    if snr_db < quality.low_snr_db:
-        flags.append("low_snr")
-    if speech_s / max(segment.duration_s, 1e-9) < quality.little_speech_below:
-        flags.append("little_speech")
+    measured = SegmentQuality(segment.segment_index, snr_db, min(1.0, speech_s / max(segment.duration_s, 1e-9)))
+    score, flags = voice_quality(segment, measured, False, quality)
     event.update({"segment_index": segment.segment_index,
                   "segment": [round(segment.start_s, 6), round(segment.end_s, 6)],
-                  "snr_db": round(snr_db, 2), "flags": flags, "top": top_emotions(segment.emotions, top_k),
+                  "snr_db": round(snr_db, 2), "quality": score, "flags": list(flags),
+                  "top": top_emotions(segment.emotions, top_k),
                   "attributes": {k: round(float(v), 4) for k, v in segment.attributes}})
+    if segment.audio_quality:  # Voice-Plus: its audio-quality experts, on their MOS-like 1-5 scale
+        event["audio_quality"] = {k: round(float(v), 4) for k, v in segment.audio_quality}
     return event

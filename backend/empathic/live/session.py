@@ -145,8 +145,11 @@ class LiveSession:
             segment, snr = None, 0.0
             if span is not None:
                 clip = window_samples(window.samples, span.start_s, span.end_s, origin_s=window.start_s)
-                (emotions, attributes), = self.voice_model.score(self.voice_model.raw_scores([clip]))
-                segment = VoiceSegment(len(self._segments), span.start_s, span.end_s, None, emotions, attributes)
+                raw = self.voice_model.raw_scores([clip])
+                (emotions, attributes), = self.voice_model.score(raw)
+                quality, = self.voice_model.audio_quality(raw)  # Voice-Plus's experts; () for the others
+                segment = VoiceSegment(len(self._segments), span.start_s, span.end_s, None, emotions, attributes,
+                                       audio_quality=quality)
                 snr = snr_db(clip, 16000)
                 self._segments.append(segment)
             latency = time.perf_counter() - arrived

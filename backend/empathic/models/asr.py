@@ -21,7 +21,11 @@ from ..registry import BACKBONE_PATTERNS, RepoRef
 from .quiet import quiet_transformers
 from .runtime import Runtime
 
-DEFAULT_ASR_MODEL = RepoRef("openai/whisper-small", "main")
+# Pinned: 973afd24965f72e36ca33b3055d56a652f456b4d, "Add missing merge to tokenizer (#38)", merged
+# 2024-02-29 (https://huggingface.co/openai/whisper-small/tree/973afd24965f72e36ca33b3055d56a652f456b4d,
+# https://huggingface.co/openai/whisper-small/discussions/38): the newest full hash the stored pages
+# show (67 commits in its history; the older 0fcaaf3998ef7d751b3c575054e200bbe1818c8d had 61).
+DEFAULT_ASR_MODEL = RepoRef("openai/whisper-small", "973afd24965f72e36ca33b3055d56a652f456b4d")
 MAX_CLIP_S = 30.0  # one Whisper input window
 # The config, tokenizer, feature extractor, generation config and safetensors weights; the Whisper
 # repos also carry TensorFlow, Flax and pickle copies of the same weights, which are not fetched.
@@ -30,14 +34,16 @@ REQUIRED_FILES = ("config.json", "preprocessor_config.json", "generation_config.
 
 
 def parse_asr_repo(repo: RepoRef | str) -> RepoRef:
-    """``ORG/NAME`` (revision "main") or ``ORG/NAME@REVISION``."""
+    """``ORG/NAME`` (revision "main"; the pinned one for the default model) or ``ORG/NAME@REVISION``."""
     if isinstance(repo, RepoRef):
         return repo
     repo_id, at, revision = repo.strip().partition("@")
     parts = repo_id.split("/")
     if len(parts) != 2 or not all(parts) or (at and not revision):
         raise ValueError(f"ASR model {repo!r}: expected ORG/NAME or ORG/NAME@REVISION")
-    return RepoRef(repo_id, revision or "main")
+    if not revision:
+        revision = DEFAULT_ASR_MODEL.revision if repo_id == DEFAULT_ASR_MODEL.repo_id else "main"
+    return RepoRef(repo_id, revision)
 
 
 def asr_needs(repo: RepoRef | str) -> tuple[ModelNeed, ...]:

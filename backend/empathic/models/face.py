@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..hub import ModelNeed, ResolvedRepo, WeightSources, resolve_needs
-from ..registry import BACKBONE_PATTERNS, HeadSet, NeutralStats, face_model
+from ..hub import ModelNeed, ResolvedRepo, WeightSources, head_need, resolve_needs
+from ..registry import BACKBONE_PATTERNS, HeadSet, NeutralStats, RevisionChoices, face_model
 from ..results import EmotionScore, ModelInfo
 from ..scoring import score_rows
 from ..taxonomy import file_key_of
@@ -114,27 +114,31 @@ class FaceEmotionModel:
         """What a loaded model will record, known without loading it (cache keys need it)."""
         return ModelInfo(
             modality="face", model_size=spec.size, repo=spec.repo.repo_id, revision=files.heads.commit,
-            requested_revision=spec.repo.revision, backbone_repo=spec.backbone.repo_id,
+            requested_revision=files.heads.ref.revision, backbone_repo=files.backbone.ref.repo_id,
             backbone_revision=files.backbone.commit, precision=runtime.precision_name)
 
     @staticmethod
-    def needs(size: str) -> tuple[ModelNeed, ...]:
-        """The repositories a face model of this size loads: its heads and the SigLIP backbone."""
-        spec = face_model(size)
+    def needs(size: str, revisions: RevisionChoices = RevisionChoices()) -> tuple[ModelNeed, ...]:
+        """The repositories a face model of this size loads: its heads and the SigLIP backbone, at
+        the registry's revisions or those chosen in ``revisions``."""
+        registry_spec = face_model(size)
+        spec = revisions.apply_heads(registry_spec)
         fetch = ("--face", size)
-        return (ModelNeed(spec.repo, spec.download_patterns(), spec.download_patterns(), fetch),
-                ModelNeed(spec.backbone, BACKBONE_PATTERNS, BACKBONE_REQUIRED_FILES, fetch))
+        return (head_need(spec, registry_spec.revisions(), fetch),
+                ModelNeed(revisions.apply(spec.backbone), BACKBONE_PATTERNS, BACKBONE_REQUIRED_FILES, fetch))
 
     @staticmethod
-    def locate(size: str, sources: WeightSources) -> tuple[HeadSet, LoadedFiles]:
+    def locate(size: str, sources: WeightSources, revisions: RevisionChoices = RevisionChoices()
+               ) -> tuple[HeadSet, LoadedFiles]:
         """The weights' folders and commits, or MissingWeightsError naming what to fetch."""
-        spec = face_model(size)
-        repos = resolve_needs(FaceEmotionModel.needs(size), sources)
-        return spec, LoadedFiles(repos[spec.repo], repos[spec.backbone])
+        heads, backbone = FaceEmotionModel.needs(size, revisions)
+        repos = resolve_needs((heads, backbone), sources)
+        return face_model(size), LoadedFiles(repos[heads.ref], repos[backbone.ref])
 
     @classmethod
-    def load(cls, size: str, sources: WeightSources, runtime: Runtime) -> "FaceEmotionModel":
-        return cls(*cls.locate(size, sources), runtime)
+    def load(cls, size: str, sources: WeightSources, runtime: Runtime,
+             revisions: RevisionChoices = RevisionChoices()) -> "FaceEmotionModel":
+        return cls(*cls.locate(size, sources, revisions), runtime)
 
     def preprocess(self, rgb_images: list[np.ndarray]) -> torch.Tensor:
         return self.embedder.preprocess(rgb_images)

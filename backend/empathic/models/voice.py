@@ -3,6 +3,12 @@
 As the spec and LAION's code: 16 kHz mono audio -> Whisper log-mel features padded (with zeros)
 to 30 s -> encoder ``last_hidden_state`` [B, 1500, d_model], not pooled, flattened -> each head's
 ``proj`` + MLP. The padding is part of what the heads were trained on, so it is never dropped.
+
+Voice-Plus adds four audio-quality experts that read POOLED states instead: mean, min, max and
+standard deviation (torch's default, unbiased) over the 1500 positions, concatenated in that order
+into 4 x d_model inputs, as LAION's server does (LAION-AI/Retrieval-Augmented-Voice-Cloning,
+servers/ei_server.py, ``pool_embedding``). Their values come out beside the attributes and never
+enter the emotion softmax.
 """
 
 from __future__ import annotations
@@ -15,18 +21,20 @@ import numpy as np
 import torch
 
 from ..audio import SAMPLE_RATE
-from ..hub import ModelNeed, ResolvedRepo, WeightSources, resolve_needs
-from ..registry import BACKBONE_PATTERNS, VOICE_ENCODERS, HeadSet, RepoRef, voice_model
+from ..hub import ModelNeed, ResolvedRepo, WeightSources, head_need, resolve_needs
+from ..registry import BACKBONE_PATTERNS, VOICE_ENCODERS, HeadSet, RepoRef, RevisionChoices, voice_model
 from ..results import EmotionScore, ModelInfo
-from ..scoring import score_rows
+from ..scoring import NUM_EMOTIONS, score_rows
 from .face import BACKBONE_REQUIRED_FILES
 from .head_stack import load_stacked_heads
+from .heads import FusedHeads
 from .quiet import quiet_transformers
 from .runtime import PRECISIONS, Runtime
 
 WINDOW_S = 30.0  # one Whisper input window
 SEGMENTS_PER_HEAD_PASS = 64  # segments sharing one read of the head weights (see raw_scores)
-DEFAULT_ENCODER = "emowhisper"
+DEFAULT_ENCODER = "auto"  # each model's own encoder (registry: HeadSet.backbone)
+POOLING = ("mean", "min", "max", "std")  # the quality experts' input blocks, in this order
 # Some Whisper fine-tunes publish only PyTorch pickles; transformers prefers safetensors if both.
 ENCODER_PATTERNS = BACKBONE_PATTERNS + ("pytorch_model.bin",)
 HEAD_PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
@@ -74,11 +82,23 @@ def recorded_precision(runtime: Runtime, head_precision: str) -> str:
     return runtime.precision_name if heads == runtime.precision_name else f"{runtime.precision_name}, heads {heads}"
 
 
-def voice_encoder(name: str) -> RepoRef:
+def voice_encoder(name: str, spec: HeadSet | None = None) -> RepoRef:
+    """The encoder ``name`` stands for; ``auto`` is the model's own (EmoWhisper under Voice-Small and
+    -Large, as LAION's code runs them; BUD-E-Whisper under Voice-Plus, as its card says)."""
+    if name == DEFAULT_ENCODER:
+        return (spec or voice_model("small")).backbone
     try:
         return VOICE_ENCODERS[name]
     except KeyError:
-        raise ValueError(f"unknown voice encoder {name!r}; choose one of {sorted(VOICE_ENCODERS)}") from None
+        raise ValueError(f"unknown voice encoder {name!r}; choose one of "
+                         f"{', '.join([DEFAULT_ENCODER, *sorted(VOICE_ENCODERS)])}") from None
+
+
+def pooled_features(states: torch.Tensor) -> torch.Tensor:
+    """[B, positions, d] -> [B, 4 d]: mean, min, max, unbiased std over the positions, in float32
+    (LAION's guide pools ``emb.float()``; bf16 would round the statistics of 1500 values)."""
+    states = states.float()
+    return torch.cat([states.mean(dim=1), states.amin(dim=1), states.amax(dim=1), states.std(dim=1)], dim=1)
 
 
 class WhisperEmbedder:
@@ -145,7 +165,18 @@ class VoiceEmotionModel:
             raise ValueError(
                 f"{spec.repo.repo_id} heads take {self.heads.input_size} inputs but {encoder_ref.repo_id} "
                 f"gives {self.embedder.positions} x {self.embedder.d_model} = {expected}")
+        # The quality experts are tiny (about 200 K parameters each): fp32 on every device.
+        self.quality_heads = None
+        if spec.quality:
+            self.quality_heads = FusedHeads.from_files(
+                [files.heads.path / f for f in spec.quality_file_names()], device=runtime.device)
+            pooled = len(POOLING) * self.embedder.d_model
+            if self.quality_heads.input_size != pooled:
+                raise ValueError(
+                    f"{spec.repo.repo_id} quality experts take {self.quality_heads.input_size} inputs but "
+                    f"{encoder_ref.repo_id}'s pooled states have {len(POOLING)} x {self.embedder.d_model} = {pooled}")
         self.attribute_ids = tuple(d.id for d in spec.dimensions)
+        self.quality_ids = tuple(q.id for q in spec.quality)
         self.info = self.describe(spec, encoder_ref, files, runtime, head_precision)
 
     @staticmethod
@@ -154,37 +185,41 @@ class VoiceEmotionModel:
         """What a loaded model will record, known without loading it (cache keys need it)."""
         return ModelInfo(
             modality="voice", model_size=spec.size, repo=spec.repo.repo_id, revision=files.heads.commit,
-            requested_revision=spec.repo.revision, backbone_repo=encoder_ref.repo_id,
+            requested_revision=files.heads.ref.revision, backbone_repo=files.encoder.ref.repo_id,
             backbone_revision=files.encoder.commit, precision=recorded_precision(runtime, head_precision))
 
     @classmethod
     def load(cls, size: str, sources: WeightSources, runtime: Runtime, encoder: str = DEFAULT_ENCODER,
              head_precision: str = "auto", attributes: tuple[str, ...] | None = None,
-             head_cache: Path | None = None) -> "VoiceEmotionModel":
+             head_cache: Path | None = None, revisions: RevisionChoices = RevisionChoices()
+             ) -> "VoiceEmotionModel":
         head_format(head_precision, runtime)  # an unknown name fails before anything is read
         with_attributes(voice_model(size), attributes)
-        return cls(*cls.locate(size, sources, encoder), runtime, head_precision, attributes, head_cache)
+        return cls(*cls.locate(size, sources, encoder, revisions), runtime, head_precision, attributes, head_cache)
 
     @staticmethod
-    def needs(size: str, encoder: str = DEFAULT_ENCODER) -> tuple[ModelNeed, ...]:
-        """The repositories a voice model loads: its heads and its Whisper encoder."""
-        spec = voice_model(size)
+    def needs(size: str, encoder: str = DEFAULT_ENCODER, revisions: RevisionChoices = RevisionChoices()
+              ) -> tuple[ModelNeed, ...]:
+        """The repositories a voice model loads: its heads and its Whisper encoder, at the
+        registry's revisions (Voice-Large: the first that holds the heads) or those in ``revisions``."""
+        registry_spec = voice_model(size)
+        spec = revisions.apply_heads(registry_spec)
         fetch = ("--voice", size) + (() if encoder == DEFAULT_ENCODER else ("--voice-encoder", encoder))
-        return (ModelNeed(spec.repo, spec.download_patterns(), spec.download_patterns(), fetch),
-                ModelNeed(voice_encoder(encoder), ENCODER_PATTERNS, BACKBONE_REQUIRED_FILES, fetch))
+        return (head_need(spec, registry_spec.revisions(), fetch),
+                ModelNeed(revisions.apply(voice_encoder(encoder, spec)), ENCODER_PATTERNS, BACKBONE_REQUIRED_FILES,
+                          fetch))
 
     @staticmethod
-    def locate(size: str, sources: WeightSources, encoder: str = DEFAULT_ENCODER
-               ) -> tuple[HeadSet, RepoRef, LoadedFiles]:
+    def locate(size: str, sources: WeightSources, encoder: str = DEFAULT_ENCODER,
+               revisions: RevisionChoices = RevisionChoices()) -> tuple[HeadSet, RepoRef, LoadedFiles]:
         """The weights' folders and commits, or MissingWeightsError naming what to fetch."""
-        spec = voice_model(size)
-        encoder_ref = voice_encoder(encoder)
-        repos = resolve_needs(VoiceEmotionModel.needs(size, encoder), sources)
-        return spec, encoder_ref, LoadedFiles(repos[spec.repo], repos[encoder_ref])
+        heads, encoder_need = VoiceEmotionModel.needs(size, encoder, revisions)
+        repos = resolve_needs((heads, encoder_need), sources)
+        return voice_model(size), encoder_need.ref, LoadedFiles(repos[heads.ref], repos[encoder_need.ref])
 
     def raw_scores(self, clips: list[np.ndarray],
                    on_encoded: Callable[[int], None] | None = None) -> np.ndarray:
-        """[B, 40 + attributes] raw head outputs for a group of clips.
+        """[B, 40 + attributes + quality experts] raw head outputs for a group of clips.
 
         The encoder runs on chunks of the runtime's batch size; the heads run once over the whole
         group. The heads are memory-bound (16 GB of weights read per pass on CPU), so one pass over
@@ -192,14 +227,30 @@ class VoiceEmotionModel:
         ``on_encoded(n)`` is called after each encoder chunk of n clips.
         """
         step = self.runtime.batch_size
-        states = []
+        states, pooled = [], []
         for first in range(0, len(clips), step):
             chunk = clips[first:first + step]
-            states.append(self.embedder.embed(self.embedder.features(chunk)))
+            chunk_states = self.embedder.embed(self.embedder.features(chunk))
+            states.append(chunk_states)
+            if self.quality_heads is not None:
+                pooled.append(pooled_features(chunk_states))
             if on_encoded is not None:
                 on_encoded(len(chunk))
-        return self.heads(torch.cat(states)).cpu().numpy()
+        raw = self.heads(torch.cat(states)).cpu().numpy()
+        if self.quality_heads is None:
+            return raw
+        quality = self.quality_heads(torch.cat(pooled)).cpu().numpy()
+        return np.concatenate([raw, quality], axis=1)
 
     def score(self, raw: np.ndarray) -> list[tuple[tuple[EmotionScore, ...], tuple[tuple[str, float], ...]]]:
+        """Per row: the 40 emotions (best first) and the attributes; quality columns are left to
+        ``audio_quality`` and never enter the softmax."""
         # No neutral statistics exist for voice: intensity equals raw.
-        return score_rows(raw, None, self.attribute_ids)
+        return score_rows(np.asarray(raw)[:, :NUM_EMOTIONS + len(self.attribute_ids)], None, self.attribute_ids)
+
+    def audio_quality(self, raw: np.ndarray) -> list[tuple[tuple[str, float], ...]]:
+        """Per row: the quality experts' raw values by id (empty for models without them)."""
+        columns = np.asarray(raw, dtype=np.float64)[:, NUM_EMOTIONS + len(self.attribute_ids):]
+        if columns.shape[1] != len(self.quality_ids):
+            raise ValueError(f"expected {len(self.quality_ids)} quality columns, got {columns.shape[1]}")
+        return [tuple((q, float(v)) for q, v in zip(self.quality_ids, row)) for row in columns]

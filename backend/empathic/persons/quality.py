@@ -5,6 +5,12 @@ against ``sharpness_full``) x detection confidence. Voice: SNR estimate (against
 silero-vad's mean speech probability (against ``speech_full_probability``), and 0 where another
 speaker's segment overlaps it. Each factor is clipped to 0..1; the flags name the reasons a reviewer should
 look twice.
+
+Where the voice model is Voice-Plus, its own experts replace the SNR and speech-probability estimate:
+speech quality x background quality, each mapped from LAION's MOS-like scale (about 1-5, higher is
+better; distilled from DNSMOS) onto 0..1 between ``expert_floor`` and ``expert_full``. They listen to
+the segment as the emotion heads do, through the same encoder, where the SNR estimate only measures
+levels.
 """
 
 from __future__ import annotations
@@ -27,11 +33,17 @@ class QualityOptions:
     low_snr_db: float = 10.0  # flag low_snr below this
     speech_full_probability: float = 0.6
     little_speech_below: float = 0.3  # flag little_speech below this mean speech probability
+    # Voice-Plus experts (MOS-like, about 1-5): at or below the floor a factor is 0, at or above full it is 1.
+    expert_floor: float = 1.0
+    expert_full: float = 4.0
+    low_expert_quality_below: float = 2.5  # flag low_speech_quality / noisy_background below this
 
     def __post_init__(self):
         for name in ("face_full_px", "sharpness_full", "snr_full_db", "speech_full_probability"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+        if not self.expert_full > self.expert_floor:
+            raise ValueError(f"expert_full ({self.expert_full}) must be above expert_floor ({self.expert_floor})")
 
 
 def _clip01(value: float) -> float:
@@ -63,13 +75,28 @@ def overlapped_segments(voice: VoiceAnalysis) -> set[int]:
     return found
 
 
+EXPERTS_FOR_VOICE_QUALITY = ("speech_quality", "background_quality")  # Voice-Plus ids (taxonomy)
+
+
+def _expert_factor(value: float, options: QualityOptions) -> float:
+    return _clip01((value - options.expert_floor) / (options.expert_full - options.expert_floor))
+
+
 def voice_quality(segment: VoiceSegment, measured: SegmentQuality | None, overlapped: bool,
                   options: QualityOptions) -> tuple[float, tuple[str, ...]]:
     flags = []
     if overlapped:
         flags.append("overlapped_speech")
     quality = 0.0 if overlapped else 1.0
-    if measured is not None:
+    experts = dict(segment.audio_quality)
+    if all(e in experts for e in EXPERTS_FOR_VOICE_QUALITY):
+        speech, background = (experts[e] for e in EXPERTS_FOR_VOICE_QUALITY)
+        if speech < options.low_expert_quality_below:
+            flags.append("low_speech_quality")
+        if background < options.low_expert_quality_below:
+            flags.append("noisy_background")
+        quality *= _expert_factor(speech, options) * _expert_factor(background, options)
+    elif measured is not None:
         if measured.snr_db < options.low_snr_db:
             flags.append("low_snr")
         if measured.speech_probability < options.little_speech_below:

@@ -29,6 +29,9 @@ from . import WHISPER_WINDOW_S, Segment, finalize
 os.environ.setdefault("PYANNOTE_METRICS_ENABLED", "false")
 
 DEFAULT_PIPELINE = "pyannote/speaker-diarization-community-1"
+# main: the stored pages of pyannote/speaker-diarization-community-1 show only the short commit 3533c8c
+# (https://huggingface.co/pyannote/speaker-diarization-community-1/blob/main/README.md); every output
+# records the commit resolved ("diarization_revision").
 PIPELINE_REVISION = "main"
 # The repository also holds a README and images; these are what Pipeline.from_pretrained reads.
 PIPELINE_PATTERNS = ("*.yaml", "*.bin", "*.npz", "*.safetensors")
