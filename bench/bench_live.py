@@ -67,13 +67,7 @@ def face_sessions(path: Path, model, pps_list: list[float], seconds: float, max_
         options = LiveOptions(faces=FaceAnalysisOptions(pps=pps, detection=DetectorOptions(max_faces=max_faces)),
                               voices=None)
         session = LiveSession(options, model, None, make_detector("haar", options.faces.detection))
-        source = LiveSource(str(path), video=True, audio=False, realtime=True)
-        stopper = _stop_after(source, seconds)
-        try:
-            result = session.run(source)
-        finally:
-            stopper.cancel()
-            source.close()
+        result = play(session, path, seconds, video=True)
         faces_per_sample = len(result.face.faces) / max(1, len(result.face.frames))
         rows.append(stats_row(result.summary.face, {"pps": pps, "faces_per_sample": round(faces_per_sample, 2)}))
         log(f"faces at {pps:g} pps: {rows[-1]}")
@@ -82,25 +76,25 @@ def face_sessions(path: Path, model, pps_list: list[float], seconds: float, max_
 
 def voice_session(path: Path, model, sliding: SlidingOptions, seconds: float) -> dict:
     session = LiveSession(LiveOptions(faces=None, voices=sliding), None, model)
-    source = LiveSource(str(path), video=False, audio=True, realtime=True)
-    stopper = _stop_after(source, seconds)
-    try:
-        result = session.run(source)
-    finally:
-        stopper.cancel()
-        source.close()
+    result = play(session, path, seconds, video=False)
     row = stats_row(result.summary.voice, {"window_s": sliding.window_s, "hop_s": sliding.hop_s,
                                            "scored": len(result.voice.segments)})
     log(f"voice: {row}")
     return row
 
 
-def _stop_after(source: LiveSource, seconds: float):
+def play(session: LiveSession, path: Path, seconds: float, video: bool):
+    """One session on the file played at its own rate, stopped after ``seconds``."""
     import threading
 
+    source = LiveSource(str(path), video=video, audio=not video, realtime=True)
     timer = threading.Timer(seconds, source.stop.set)
     timer.start()
-    return timer
+    try:
+        return session.run(source)
+    finally:
+        timer.cancel()
+        source.close()
 
 
 def result_faces(args) -> int:

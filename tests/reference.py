@@ -28,6 +28,18 @@ class FaceMLP(nn.Module):
         return self.layers(x)
 
 
+def voice_mlp(projection_dim: int, hidden: list[int]) -> nn.Sequential:
+    """What follows ``proj`` in LAION's voice heads and quality experts: ReLU/Dropout + Linear blocks
+    (mlp.2, .5, .8, .11)."""
+    layers: list[nn.Module] = [nn.ReLU(), nn.Dropout(0.0)]
+    current = projection_dim
+    for size in hidden:
+        layers += [nn.Linear(current, size), nn.ReLU(), nn.Dropout(0.1)]
+        current = size
+    layers.append(nn.Linear(current, 1))
+    return nn.Sequential(*layers)
+
+
 class FullEmbeddingMLP(nn.Module):
     """LAION's voice head: flatten, proj, then ReLU/Dropout + Linear blocks (mlp.2, .5, .8, .11)."""
 
@@ -35,13 +47,7 @@ class FullEmbeddingMLP(nn.Module):
         super().__init__()
         self.flatten = nn.Flatten()
         self.proj = nn.Linear(seq_len * embed_dim, projection_dim)
-        layers: list[nn.Module] = [nn.ReLU(), nn.Dropout(0.0)]
-        current = projection_dim
-        for size in hidden:
-            layers += [nn.Linear(current, size), nn.ReLU(), nn.Dropout(0.1)]
-            current = size
-        layers.append(nn.Linear(current, 1))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = voice_mlp(projection_dim, hidden)
 
     def forward(self, x):
         return self.mlp(self.proj(self.flatten(x)))
@@ -137,13 +143,7 @@ class PooledEmbeddingMLP(nn.Module):
     def __init__(self, input_dim: int, projection_dim: int, hidden: list[int]):
         super().__init__()
         self.proj = nn.Linear(input_dim, projection_dim)
-        layers: list[nn.Module] = [nn.ReLU(), nn.Dropout(0.0)]
-        current = projection_dim
-        for size in hidden:
-            layers += [nn.Linear(current, size), nn.ReLU(), nn.Dropout(0.1)]
-            current = size
-        layers.append(nn.Linear(current, 1))
-        self.mlp = nn.Sequential(*layers)
+        self.mlp = voice_mlp(projection_dim, hidden)
 
     def forward(self, x):
         return self.mlp(self.proj(x))
