@@ -14,7 +14,8 @@ from empathic.live.sampling import AudioRing, FrameSampler
 from empathic.live.slot import LatestSlot, SlotClosed
 from empathic.live.summary import LiveSummary, StreamStats
 from empathic.media import plan_samples
-from empathic.segments.sliding import SlidingOptions, window_bounds, window_ends, window_samples
+from empathic.audio import window_samples
+from empathic.segments.sliding import SlidingOptions, window_bounds, window_ends
 
 
 @st.composite

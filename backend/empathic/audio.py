@@ -35,9 +35,16 @@ class AudioClip:
 
     def window(self, start_s: float, end_s: float) -> np.ndarray:
         """Samples of [start_s, end_s), by the nearest sample boundaries."""
-        first = max(0, int(round(start_s * self.sample_rate)))
-        last = min(len(self.samples), int(round(end_s * self.sample_rate)))
-        return self.samples[first:max(first, last)]
+        return window_samples(self.samples, start_s, end_s, self.sample_rate)
+
+
+def window_samples(samples: np.ndarray, start_s: float, end_s: float, sample_rate: int = SAMPLE_RATE,
+                   origin_s: float = 0.0) -> np.ndarray:
+    """The samples of [start_s, end_s) from a buffer whose first sample is at ``origin_s``, by the
+    nearest sample boundaries: one rule for a whole recording, a live buffer and a window of it."""
+    first = max(0, int(round(start_s * sample_rate)) - int(round(origin_s * sample_rate)))
+    last = min(len(samples), int(round(end_s * sample_rate)) - int(round(origin_s * sample_rate)))
+    return samples[first:max(first, last)]
 
 
 def has_audio(path: str | Path) -> bool:

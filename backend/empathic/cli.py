@@ -15,7 +15,8 @@ from pathlib import Path
 from . import __version__, cli_live
 from .cli_common import (
     EXIT_ERROR, CliError, add_detection_options, add_revision_option, add_runtime_options, add_weight_options,
-    face_options_from, face_size_of, positive_float, revision_choices, revisions_of, top_k_value, weight_sources,
+    face_options_from, face_size_of, load_face_model, load_voice_model, positive_float, revision_choices,
+    revisions_of, sliding_options_from, top_k_value, weight_sources, writer_for,
 )
 
 log = logging.getLogger("empathic")
@@ -253,14 +254,6 @@ FORMAT_TARGETS = {"coco": ("face",), "json": ("face", "voice"), "webvtt": ("voic
 
 def _writers(args, analyses) -> list[tuple[str, object, str]]:
     """(file suffix, writer, analysis kind) for every requested format and analysis it applies to."""
-    from .exports.coco import WriteCOCO
-    from .exports.eaf import WriteEAF
-    from .exports.face_json import WriteFaceJSON
-    from .exports.persons_json import WritePersonsJSON
-    from .exports.rttm import WriteRTTM
-    from .exports.voice_json import WriteVoiceJSON
-    from .exports.webvtt import WriteVTT
-
     formats = args.format or [f for f, kind in (("coco", "face"), ("webvtt", "voice"), ("persons", "persons"))
                               if kind in analyses]
     chosen = []
@@ -273,18 +266,7 @@ def _writers(args, analyses) -> list[tuple[str, object, str]]:
         if fmt == "rttm" and args.segmentation != "diarization":
             raise CliError("-f rttm lists speaker turns: it needs --segmentation diarization")
         for kind in kinds:
-            if fmt == "coco":
-                writer = WriteCOCO(args.top_k)
-            elif fmt == "json":
-                writer = WriteFaceJSON(args.top_k) if kind == "face" else WriteVoiceJSON()
-            elif fmt == "webvtt":
-                writer = WriteVTT(args.top_k)
-            elif fmt == "persons":
-                writer = WritePersonsJSON(args.top_k)
-            elif fmt == "eaf":
-                writer = WriteEAF()
-            else:
-                writer = WriteRTTM()
+            writer = writer_for(fmt, kind, args.top_k)
             chosen.append((writer.extension, writer, kind))
     if len(chosen) > 1 and args.output is None:
         raise CliError(f"{len(chosen)} outputs ({', '.join(s for s, _, _ in chosen)}) need -o FOLDER")
@@ -335,7 +317,6 @@ def _voice_options(args):
     from .segments.diarization import DiarizationOptions
     from .segments.fixed import WindowOptions
     from .segments.scene import ShotOptions
-    from .segments.sliding import SlidingOptions
     from .segments.vad import VadOptions
     from .voice_analysis import VoiceAnalysisOptions
 
@@ -350,10 +331,8 @@ def _voice_options(args):
         num_speakers=args.num_speakers, min_speakers=args.min_speakers, max_speakers=args.max_speakers,
         min_duration_s=0.5 if minimum is None else minimum, max_duration_s=args.max_segment_duration, **extra)
     shots = ShotOptions(**({} if args.scene_threshold is None else {"threshold": args.scene_threshold}))
-    sliding = SlidingOptions(window_s=args.window, hop_s=args.hop, min_speech_s=args.min_speech,
-                             vad=VadOptions(threshold=args.vad_threshold))
     return VoiceAnalysisOptions(segmentation=args.segmentation, windows=windows, vad=vad, diarization=diarization,
-                                shots=shots, sliding=sliding)
+                                shots=shots, sliding=sliding_options_from(args))
 
 
 def _annotate(args) -> int:
@@ -403,9 +382,8 @@ def _annotate(args) -> int:
     try:
         if face:
             from .face_analysis import analyze_faces
-            from .models.face import FaceEmotionModel
 
-            model = FaceEmotionModel.load(face_size_of(args), weight_sources(args), runtime, args.revisions)
+            model = load_face_model(args, runtime, args.revisions)
             analyses["face"] = analyze_faces(args.input, model, face_options, hook=progress,
                                              probed=probed, detector=detector)
             if not analyses["face"].faces:
@@ -413,8 +391,6 @@ def _annotate(args) -> int:
                             len(analyses["face"].frames))
             del model
         if voice:
-            from .models.head_stack import head_cache_dir
-            from .models.voice import VoiceEmotionModel
             from .voice_analysis import analyze_voice
 
             transcriber = None
@@ -423,9 +399,7 @@ def _annotate(args) -> int:
 
                 transcriber = Transcriber.load(args.asr_model or DEFAULT_ASR_MODEL, weight_sources(args), runtime,
                                                language=args.language)
-            model = VoiceEmotionModel.load(args.model_size, weight_sources(args), runtime, encoder=args.voice_encoder,
-                                           head_precision=args.head_precision, attributes=_voice_attributes(args),
-                                           head_cache=head_cache_dir(args.head_cache), revisions=args.revisions)
+            model = load_voice_model(args, runtime, _voice_attributes(args), args.revisions)
             analyses["voice"] = analyze_voice(args.input, model, voice_options, hook=progress, audio=audio,
                                               segmenter=segmenter, transcriber=transcriber)
             if not analyses["voice"].segments:

@@ -134,3 +134,52 @@ def revisions_of(args, face: bool, voice: bool):
     heads = ([face_model(face_size_of(args)).repo.repo_id] if face else []) + (
         [voice_model(args.model_size).repo.repo_id] if voice else [])
     return revision_choices(args, heads)
+
+
+def sliding_options_from(args):
+    """The live windows from --window, --hop, --min-speech and --vad-threshold."""
+    from .segments.sliding import SlidingOptions
+    from .segments.vad import VadOptions
+
+    return SlidingOptions(window_s=args.window, hop_s=args.hop, min_speech_s=args.min_speech,
+                          vad=VadOptions(threshold=args.vad_threshold))
+
+
+def load_face_model(args, runtime, revisions):
+    from .models.face import FaceEmotionModel
+
+    return FaceEmotionModel.load(face_size_of(args), weight_sources(args), runtime, revisions)
+
+
+def load_voice_model(args, runtime, attributes, revisions):
+    """``attributes``: the attribute heads to load (None: all; see models.voice.attribute_selection)."""
+    from .models.head_stack import head_cache_dir
+    from .models.voice import VoiceEmotionModel
+
+    return VoiceEmotionModel.load(args.model_size, weight_sources(args), runtime, encoder=args.voice_encoder,
+                                  head_precision=args.head_precision, attributes=attributes,
+                                  head_cache=head_cache_dir(args.head_cache), revisions=revisions)
+
+
+def writer_for(fmt: str, kind: str, top_k: int):
+    """The export writer of -f ``fmt`` for an analysis of ``kind`` (face, voice, persons)."""
+    from .exports.coco import WriteCOCO
+    from .exports.eaf import WriteEAF
+    from .exports.face_json import WriteFaceJSON
+    from .exports.persons_json import WritePersonsJSON
+    from .exports.rttm import WriteRTTM
+    from .exports.voice_json import WriteVoiceJSON
+    from .exports.webvtt import WriteVTT
+
+    if fmt == "coco":
+        return WriteCOCO(top_k)
+    if fmt == "json":
+        return WriteFaceJSON(top_k) if kind == "face" else WriteVoiceJSON()
+    if fmt == "webvtt":
+        return WriteVTT(top_k)
+    if fmt == "persons":
+        return WritePersonsJSON(top_k)
+    if fmt == "eaf":
+        return WriteEAF()
+    return WriteRTTM()
+

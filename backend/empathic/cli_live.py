@@ -86,15 +86,12 @@ def run(args) -> int:
     from .live.session import LiveOptions, LiveSession, session_name
     from .live.source import LiveSource, check_source
     from .models.runtime import make_runtime
-    from .segments.sliding import SlidingOptions
-    from .segments.vad import VadOptions
 
     if args.output is not None and args.output.is_file():
         raise common.CliError(f"{args.output}: is a file; -o names the folder for the session's documents")
     if args.format and args.output is None:
         raise common.CliError("-f chooses the documents written at the end: it needs -o FOLDER")
-    sliding = SlidingOptions(window_s=args.window, hop_s=args.hop, min_speech_s=args.min_speech,
-                             vad=VadOptions(threshold=args.vad_threshold))
+    sliding = common.sliding_options_from(args)
     check_source(args.source, args.realtime)
     runtime = make_runtime(args.device, args.precision, args.batch_size)
     stop = threading.Event()
@@ -114,21 +111,13 @@ def run(args) -> int:
         face_options = common.face_options_from(args, args.pps) if face else None
         detector = make_detector(face_options.detector, face_options.detection) if face else None
         writers = _documents(args, face, voice)
-        face_model = voice_model = None
-        if face:
-            from .models.face import FaceEmotionModel
-
-            face_model = FaceEmotionModel.load(common.face_size_of(args), common.weight_sources(args), runtime,
-                                               revisions)
+        face_model = common.load_face_model(args, runtime, revisions) if face else None
+        voice_model = None
         if voice:
-            from .models.head_stack import head_cache_dir
-            from .models.voice import VoiceEmotionModel, attribute_selection
+            from .models.voice import attribute_selection
 
             attributes = None if args.voice_attributes == "auto" else attribute_selection(args.voice_attributes)
-            voice_model = VoiceEmotionModel.load(
-                args.model_size, common.weight_sources(args), runtime, encoder=args.voice_encoder,
-                head_precision=args.head_precision, attributes=attributes,
-                head_cache=head_cache_dir(args.head_cache), revisions=revisions)
+            voice_model = common.load_voice_model(args, runtime, attributes, revisions)
         source = source or open_source()
         events = _EventWriter(args.events)
         options = LiveOptions(faces=face_options, voices=sliding if voice else None, top_k=args.top_k)
@@ -164,11 +153,6 @@ def _stop_on(signum: int, stop: threading.Event):
 
 
 def _documents(args, face: bool, voice: bool) -> list[tuple[str, object, str]]:
-    from .exports.coco import WriteCOCO
-    from .exports.face_json import WriteFaceJSON
-    from .exports.voice_json import WriteVoiceJSON
-    from .exports.webvtt import WriteVTT
-
     if args.output is None:
         return []
     kinds = [k for k, wanted in (("face", face), ("voice", voice)) if wanted]
@@ -179,11 +163,6 @@ def _documents(args, face: bool, voice: bool) -> list[tuple[str, object, str]]:
         if not targets:
             raise common.CliError(f"-f {fmt} is for {LIVE_FORMATS[fmt]} analysis; add --{LIVE_FORMATS[fmt]}")
         for kind in targets:
-            if fmt == "coco":
-                writer = WriteCOCO(args.top_k)
-            elif fmt == "webvtt":
-                writer = WriteVTT(args.top_k)
-            else:
-                writer = WriteFaceJSON(args.top_k) if kind == "face" else WriteVoiceJSON()
+            writer = common.writer_for(fmt, kind, args.top_k)
             chosen.append((writer.extension, writer, kind))
     return chosen

@@ -293,20 +293,9 @@ def download_needs(needs: Iterable[ModelNeed], sources: WeightSources, to: Path 
 
 def require_files(repo: ResolvedRepo, file_names: Iterable[str], fetch_command: str) -> None:
     """A snapshot folder can exist with files missing (an interrupted or filtered download)."""
-    absent = [name for name in file_names if not (repo.path / name).is_file()]
+    absent = _absent(repo, file_names)
     if absent:
-        shown = ", ".join(absent[:5]) + (f" and {len(absent) - 5} more" if len(absent) > 5 else "")
         raise MissingWeightsError(
-            f"{repo.ref.repo_id} at {repo.path} lacks {len(absent)} file(s): {shown}. "
+            f"{repo.ref.repo_id} at {repo.path} lacks {len(absent)} file(s): {_shown(absent, 5)}. "
             f"Fetch them with `{fetch_command}`"
         )
-
-
-def download_repos(wanted: Mapping[RepoRef, Iterable[str]], sources: WeightSources,
-                   to: Path | None = None) -> list[Path]:
-    """Fetch repositories into the hub cache (or into ``to/<org>/<name>``), with progress bars."""
-    paths = []
-    for ref, patterns in wanted.items():
-        local_dir = Path(to) / ref.repo_id if to is not None else None
-        paths.append(_download(ref, patterns, sources, local_dir=local_dir))
-    return paths

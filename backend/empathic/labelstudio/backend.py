@@ -16,7 +16,6 @@ from dataclasses import dataclass, replace
 from ..audio import media_duration_s
 from .media_fetch import MediaFetchError
 from ..face_analysis import FaceAnalysisOptions
-from ..faces.detect import DetectorOptions
 from ..models.asr import asr_needs
 from ..persons.analysis import analyze_persons
 from ..persons.evidence import EvidenceOptions
@@ -169,8 +168,7 @@ class EmpathicBackend:
 
     def _face_options(self, video: ObjectPlan) -> FaceAnalysisOptions:
         settings = self.service.settings
-        return FaceAnalysisOptions(pps=_first(video, "pps") or settings.face_pps, detector=settings.detector,
-                                   detection=DetectorOptions(haar_search=settings.haar_search))
+        return settings.face_options(_first(video, "pps") or settings.face_pps)
 
     def predict_now(self, task: dict, hook=None, known: dict | None = None) -> dict:
         """The prediction of one task, computed here if need be; raises when it cannot be made."""

@@ -17,10 +17,9 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
-from ..face_analysis import FaceAnalysisOptions
-from ..faces.detect import DetectorOptions, make_detector
+from ..faces.detect import make_detector
 from ..live.session import LiveOptions, LiveSession
-from ..live.source import LiveSource
+from ..live.source import LiveSource, source_kind
 from ..media import MediaError
 from ..segments.sliding import SlidingOptions
 from .media_policy import MediaRefused
@@ -119,9 +118,9 @@ class LiveStreams:
             raise LiveRefused(429, f"{settings.live_max_sessions} live session(s) already run on this server "
                                    f"(LIVE_MAX_SESSIONS)", "live_busy")
         try:
-            is_file = source_path.startswith("/") and not source_path.startswith("/dev/")
+            # A file under the media roots plays at its own rate, as from a camera.
             source = LiveSource(source_path, video=wanted.face is not False, audio=wanted.voice is not False,
-                                realtime=is_file, open_timeout_s=settings.media_timeout_s,
+                                realtime=source_kind(source_path) == "file", open_timeout_s=settings.media_timeout_s,
                                 read_timeout_s=settings.media_timeout_s)
         except MediaError as exc:
             self._slots.release()
@@ -149,8 +148,7 @@ class LiveStreams:
         voice = source.info.has_audio if wanted.voice is None else wanted.voice
         if not (face or voice):
             raise LiveRefused(400, f"{wanted.source}: nothing to analyse (face=0 and voice=0)")
-        face_options = FaceAnalysisOptions(pps=wanted.pps, detector=settings.detector,
-                                           detection=DetectorOptions(haar_search=settings.haar_search))
+        face_options = settings.face_options(wanted.pps)
         face_model, voice_model = self.service.live_models(face, voice)
         return LiveSession(LiveOptions(faces=face_options if face else None, voices=sliding if voice else None),
                            face_model, voice_model,

@@ -39,6 +39,7 @@ METADATA_ADDRESSES = frozenset(ipaddress.ip_address(a) for a in (
     "169.254.169.254", "169.254.170.2", "100.100.100.200", "fd00:ec2::254"))
 
 LIVE_SCHEMES = ("rtsp", "rtsps", "rtmp", "rtmps", "srt", "udp", "rtp", "http", "https")
+DEFAULT_PORTS = {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}
 TLS_SCHEMES = frozenset({"https", "rtsps", "rtmps"})  # the certificate is checked against the name
 
 
@@ -72,7 +73,7 @@ def address_kind(address: str) -> str | None:
 
 def _port_of(parts) -> int | None:
     try:
-        return parts.port or {"http": 80, "https": 443}.get(parts.scheme.lower())
+        return parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
     except ValueError:
         return None
 
@@ -117,9 +118,14 @@ class MediaPolicy:
         host = (parts.hostname or "").lower()
         if not host:
             raise MediaRefused("host", f"{url} names no host")
-        if self.is_label_studio(url) or from_label_studio or self._matches(host, _port_of(parts), False):
+        if not from_label_studio:
+            self._check_host(url, host, _port_of(parts), parts.port)
+
+    def _check_host(self, url: str, host: str, port: int | None, written_port: int | None) -> None:
+        """Refuses a host that is neither Label Studio's nor in ALLOWED_MEDIA_HOSTS."""
+        if self.is_label_studio(url) or self._matches(host, port, False):
             return
-        raise MediaRefused("host", f"{host}{':' + str(parts.port) if parts.port else ''} is neither Label "
+        raise MediaRefused("host", f"{host}{':' + str(written_port) if written_port else ''} is neither Label "
                                    f"Studio's host nor in ALLOWED_MEDIA_HOSTS")
 
     def check_address(self, host: str, port: int | None, address: str) -> None:
@@ -140,13 +146,18 @@ class MediaPolicy:
 
     def local_file(self, path: str | os.PathLike) -> Path:
         """The file's real path, if a local path may be read; it must exist."""
+        real = self._inside_roots(path)
+        if not os.path.isfile(real):
+            raise FileNotFoundError(str(path))
+        return Path(real)
+
+    def _inside_roots(self, path: str | os.PathLike) -> str:
+        """The real path, if it lies under a media root (or local paths are trusted)."""
         real = os.path.realpath(path)
         if not self.trust_local_paths and not any(_inside(real, root) for root in self._roots):
             where = ", ".join(self._roots) if self._roots else "no folder (MEDIA_ROOTS is not set)"
             raise MediaRefused("local_path", f"{path} is outside the media roots: {where}")
-        if not os.path.isfile(real):
-            raise FileNotFoundError(str(path))
-        return Path(real)
+        return real
 
     def under_root(self, root: str | os.PathLike, relative: str) -> Path:
         """``relative`` inside ``root``, judged on the real path (no escape by .. or symlinks)."""
@@ -165,10 +176,7 @@ class MediaPolicy:
         judged to go (no DNS rebinding between this check and FFmpeg's own lookup). A device or file
         must lie under MEDIA_ROOTS (a lab allows its camera with MEDIA_ROOTS=/dev/video0)."""
         if "://" not in source:
-            real = os.path.realpath(source)
-            if not self.trust_local_paths and not any(_inside(real, root) for root in self._roots):
-                where = ", ".join(self._roots) if self._roots else "no folder (MEDIA_ROOTS is not set)"
-                raise MediaRefused("local_path", f"{source} is outside the media roots: {where}")
+            real = self._inside_roots(source)
             if not os.path.exists(real):
                 raise FileNotFoundError(source)
             return real
@@ -184,10 +192,8 @@ class MediaPolicy:
             port = parts.port
         except ValueError:
             raise MediaRefused("host", f"{source} has a bad port") from None
-        port = port or {"http": 80, "https": 443, "rtsp": 554, "rtsps": 322, "rtmp": 1935}.get(scheme)
-        if not (self.is_label_studio(source) or self._matches(host, port, False)):
-            raise MediaRefused("host", f"{host}{':' + str(parts.port) if parts.port else ''} is neither Label "
-                                       f"Studio's host nor in ALLOWED_MEDIA_HOSTS")
+        port = port or DEFAULT_PORTS.get(scheme)
+        self._check_host(source, host, port, parts.port)
         try:
             addresses = sorted({info[4][0] for info in socket.getaddrinfo(host, port)})
         except (socket.gaierror, UnicodeError) as exc:

@@ -166,6 +166,14 @@ class BackendSettings(BaseModel):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/") if value else value
 
+    def face_options(self, pps: float):
+        """The face analysis options of this server at ``pps`` (a task's own or a live session's)."""
+        from ..face_analysis import FaceAnalysisOptions
+        from ..faces.detect import DetectorOptions
+
+        return FaceAnalysisOptions(pps=pps, detector=self.detector,
+                                   detection=DetectorOptions(haar_search=self.haar_search))
+
     def voice_attribute_ids(self) -> tuple[str, ...] | None:
         """None: every attribute head; () none; else these ids."""
         from ..models.voice import attribute_selection

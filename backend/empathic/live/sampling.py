@@ -16,7 +16,8 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from ..media import TIME_TOLERANCE_S
-from ..segments.sliding import TIME_SLACK_S, SlidingOptions, window_bounds, window_samples
+from ..audio import window_samples
+from ..segments.sliding import TIME_SLACK_S, SlidingOptions, window_bounds
 
 T = TypeVar("T")
 

@@ -22,7 +22,8 @@ from ..faces.track import FaceTracker
 from ..persons.evidence import snr_db
 from ..persons.quality import QualityOptions
 from ..results import FaceAnalysis, FaceObservation, FrameRecord, VoiceAnalysis, VoiceSegment
-from ..segments.sliding import SlidingOptions, SpeechWindows, window_samples
+from ..audio import SAMPLE_RATE, window_samples
+from ..segments.sliding import SlidingOptions, SpeechWindows
 from ..voice_analysis import VoiceAnalysisOptions
 from .events import face_event, start_event, voice_event
 from .sampling import AudioRing, FrameSampler, Sample, VoiceWindow
@@ -150,7 +151,7 @@ class LiveSession:
                 quality, = self.voice_model.audio_quality(raw)  # Voice-Plus's experts; () for the others
                 segment = VoiceSegment(len(self._segments), span.start_s, span.end_s, None, emotions, attributes,
                                        audio_quality=quality)
-                snr = snr_db(clip, 16000)
+                snr = snr_db(clip, SAMPLE_RATE)
                 self._segments.append(segment)
             latency = time.perf_counter() - arrived
             lane.latencies.append(latency)

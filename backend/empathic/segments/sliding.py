@@ -114,16 +114,7 @@ class SlidingSegmenter:
         found = []
         for end_s in window_ends(audio.duration_s, self.options):
             start_s, _ = window_bounds(end_s, self.options)
-            span, _ = self._speech.speech(window_samples(audio.samples, start_s, end_s), start_s)
+            span, _ = self._speech.speech(audio.window(start_s, end_s), start_s)
             if span is not None:
                 found.append(span)
         return found
-
-
-def window_samples(samples: np.ndarray, start_s: float, end_s: float,
-                   sample_rate: int = VAD_SAMPLE_RATE, origin_s: float = 0.0) -> np.ndarray:
-    """The samples of [start_s, end_s) from a buffer whose first sample is at ``origin_s``, by the
-    nearest sample boundaries (as ``AudioClip.window``), so a live buffer and a whole file cut alike."""
-    first = max(0, int(round(start_s * sample_rate)) - int(round(origin_s * sample_rate)))
-    last = min(len(samples), int(round(end_s * sample_rate)) - int(round(origin_s * sample_rate)))
-    return samples[first:max(first, last)]
